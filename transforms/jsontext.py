@@ -34,7 +34,17 @@ def member(name: str, value_json: pa.Array) -> pa.Array:
 
 def json_object(members: list[pa.Array], length: int) -> pa.Array:
     """``{…}`` per row from member columns; null members are left out."""
-    if not members:
-        return pa.array(["{}"] * length, pa.string())
-    inner = pc.binary_join_element_wise(*members, ",", null_handling="skip")
-    return pc.binary_join_element_wise("{", inner, "}", "")
+    return pc.binary_join_element_wise("{", join_present(members, ",", length), "}", "")
+
+
+def join_present(items: list[pa.Array], separator: str, length: int) -> pa.Array:
+    """Join the non-null items of each row with ``separator`` ("" where all are null).
+
+    (pyarrow's own ``null_handling="skip"`` drops rows whose items are all null, so each item
+    carries its separator in front and the first one is cut off instead.)
+    """
+    if not items:
+        return pa.repeat("", length)
+    prefixed = [pc.binary_join_element_wise(separator, item, "") for item in items]
+    joined = pc.binary_join_element_wise(*prefixed, "", null_handling="replace", null_replacement="")
+    return pc.utf8_slice_codeunits(joined, len(separator))

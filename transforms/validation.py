@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.durations import to_iso_durations
-from transforms.jsontext import json_number, json_object, json_string, member
+from transforms.jsontext import join_present, json_number, json_object, json_string, member
 from transforms.keys import idempotency_keys
 from transforms.mapping import Column, MappingSpec
 from transforms.results import map_results
@@ -266,7 +266,7 @@ def _errors_json(problems: list[_Problem], malformed: pa.Array) -> pa.Array:
             "",
         )
         items.append(item)
-    joined = pc.binary_join_element_wise(*items, ",", null_handling="skip")
+    joined = join_present(items, ",", n)
     listed = pc.binary_join_element_wise("[", joined, "]", "")
     only_read = pc.binary_join_element_wise("[", items[0], "]", "")
     return pc.if_else(malformed, only_read, listed) if n else listed
