@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK, EXIT_DEADLETTERED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 DEFAULT_TARGET = "https://api.stackone.com"
@@ -108,7 +108,8 @@ def _print_summary(summary: dict[str, Any], folder: Path, json_output: bool) -> 
 
         sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    table = Table(title=f"lms-sync {summary['mode']} {summary['run_id']}", show_edge=False)
+    console.print(f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}", highlight=False)
+    table = Table(show_edge=False, box=None, padding=(0, 2))
     table.add_column("outcome")
     table.add_column("rows", justify="right")
     for name in OUTCOMES:

@@ -132,7 +132,8 @@ def check_rows(
             member(column, _json_value(clean_text(_column(table, column))))
             for column in fields.passthrough.columns
         ]
-        members.append(member("passthrough", json_object(extra, n)))
+        passthrough = json_object(extra, n)
+        members.append(member("passthrough", _null_where(pc.equal(passthrough, "{}"), passthrough)))
 
     deprecated: Counter[str] = Counter()
     string_values: dict[str, pa.Array] = {}
@@ -237,14 +238,19 @@ def _null_where(mask: pa.Array, values: pa.Array) -> pa.Array:
 
 def _first_problem(problems: list[_Problem]) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Code, field and message of each row's first problem in DESIGN §6 order."""
-    codes = [p.codes if p.field != "_row" else _where(pc.is_valid(p.codes), "malformed_row") for p in problems]
+    codes = [
+        _where(pc.is_valid(p.codes), "malformed_row") if p.field == "_row" else p.codes
+        for p in problems
+    ]
+    # "" stands for "no field" (a malformed record) so that coalesce stops at the first problem.
     fields = [
-        pc.if_else(pc.is_valid(c), pa.scalar(p.field if p.field != "_row" else None, pa.string()), None)
+        pc.if_else(pc.is_valid(c), "" if p.field == "_row" else p.field, pa.scalar(None, pa.string()))
         for p, c in zip(problems, codes, strict=True)
     ]
+    field = pc.coalesce(*fields)
     return (
         pc.coalesce(*codes),
-        pc.coalesce(*fields) if len(fields) > 1 else fields[0],
+        pc.if_else(pc.equal(field, ""), pa.scalar(None, pa.string()), field),
         pc.coalesce(*[p.messages for p in problems]),
     )
 

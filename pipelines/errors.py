@@ -1,0 +1,67 @@
+"""Run-level errors raised where lms-sync touches the outside world (files, API, locks).
+
+    LmsSyncError                 (transforms.errors) base; ``retryable``, ``exit_code``
+    ├── MappingError             (transforms.errors) the mapping file is wrong   terminal, exit 2
+    ├── SourceError              a source file cannot be read at all             terminal, exit 2
+    ├── SettingsError            a setting the run needs is missing or wrong     terminal, exit 2
+    ├── ApiError                 a user lookup was refused or ran out of retries row-level, exit 1
+    └── AbortError               the API says stop: 501, unreachable, …          terminal, exit 3
+        └── AuthError            the API key or account is refused (401/403)     terminal, exit 3
+
+Row problems (a malformed record, a bad value) are values, never these exceptions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transforms.errors import LmsSyncError
+
+__all__ = ["AbortError", "ApiError", "AuthError", "SettingsError", "SourceError"]
+
+
+class SourceError(LmsSyncError):
+    """A source cannot be read at all: missing, empty, no header, undecodable, unknown format."""
+
+    retryable = False
+    exit_code = 2
+
+    def __init__(self, source: str | Path, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = str(source)
+
+
+class SettingsError(LmsSyncError):
+    """A setting the run needs is missing or unusable, e.g. no ``STACKONE_API_KEY`` (exit 2)."""
+
+    retryable = False
+    exit_code = 2
+
+
+class ApiError(LmsSyncError):
+    """A request other than a completion (a user lookup) failed; ``code`` is a §6 row error code."""
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, *, code: str, http_status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+        self.retryable = retryable
+
+
+class AbortError(LmsSyncError):
+    """The API says stop the run (501, unreachable): stop sending, rows left pending, exit 3."""
+
+    retryable = False
+    exit_code = 3
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class AuthError(AbortError):
+    """The API key or account was refused (401/403): nothing more can succeed this run (exit 3)."""

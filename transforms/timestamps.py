@@ -1,0 +1,605 @@
+"""The ``completed_at`` converter (DESIGN §5): a whole column → UTC ``YYYY-MM-DDTHH:MM:SS.sssZ``.
+
+Vectorised: Arrow parses (``cast``/``strptime``) and applies the zone (``assume_timezone``); numpy
+rounds and writes the output bytes. Python runs per value only for rows no vectorised shape took
+(rare or invalid) and for wall times in a DST gap. Fractions beyond milliseconds round half-up
+(towards the later instant), so ``.0005`` → ``.001``; epochs and Excel serials round the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.converted import Converted
+
+SPECIAL_FORMATS: tuple[str, ...] = ("epoch_s", "epoch_ms", "excel_serial")
+
+Ints = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_WALL_EPOCH = datetime(1970, 1, 1)
+_ONE_MS = timedelta(milliseconds=1)
+_MS_PER_DAY = 86_400_000
+_MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_EXCEL_BASE_MS = -2_209_161_600_000  # 1899-12-30T00:00 (wall time)
+_FUTURE_SLACK_US = 24 * 3_600_000_000
+_UNIT_PER_MS = {"ms": 1, "us": 1_000, "ns": 1_000_000}
+_FACTOR_MS = {"epoch_s": 1_000, "epoch_ms": 1, "excel_serial": _MS_PER_DAY}
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Zulu", "Etc/Zulu", "Universal"})
+_NAIVE_NS, _AWARE_NS = pa.timestamp("ns"), pa.timestamp("ns", "UTC")
+_DECIMAL = pa.decimal128(28, 9)
+
+# strptime directives Python knows; glibc/Arrow ``pc.strptime`` parses the second set like Python
+# (others, e.g. %f %j %c, run per value). %Z (zone names) is refused: abbreviations are ambiguous.
+_PY_DIRECTIVES = frozenset("aAbBcdfGHIjmMpSuUVwWxXyYzZ%")
+_ARROW_DIRECTIVES = frozenset("aAbBdHIMmpSYyz%")
+_DIRECTIVE = re.compile(r"%(.?)", re.DOTALL)
+
+# Arrow's ISO 8601 grammar, also used by the per-value fallback and for messages.
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+_ISO_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_ISO_SHAPE = r"^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
+_SLASHED = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}")
+_ABBREVIATION = re.compile(r"[\d\s][A-Za-z]{2,5}$")
+
+
+def check_format(fmt: str | None) -> None:
+    """Raise ValueError unless ``fmt`` is absent, a special format, or a strptime date pattern."""
+    allowed = f"a strptime pattern with a full date, or one of {', '.join(SPECIAL_FORMATS)}"
+    if fmt is None or fmt in SPECIAL_FORMATS:
+        return
+    if not isinstance(fmt, str) or not fmt.strip():
+        raise ValueError(f"format {fmt!r} is empty; use {allowed}")
+    found = _directives(fmt)
+    if "Z" in found:
+        raise ValueError(f"format {fmt!r}: %Z zone names are ambiguous; use %z (+02:00 or Z)")
+    day = ("d" in found and bool(found & set("mbB"))) or "j" in found
+    if not (found & {"c", "x"} or (found & {"Y", "y"} and day)):
+        raise ValueError(
+            f"format {fmt!r} has no full date: it needs the year (%Y or %y), month (%m, %b or "
+            f"%B) and day (%d), or the year and day of year (%j)"
+        )
+
+
+def check_timezone(name: str) -> None:
+    """Raise ValueError unless ``name`` is an IANA time zone zoneinfo knows (e.g. Europe/Berlin)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"unknown timezone {name!r}: use an IANA name such as UTC, Europe/Berlin "
+            f"or America/New_York"
+        ) from None
+
+
+def to_utc_millis(values: pa.Array, fmt: str | None, timezone: str, now: datetime) -> Converted:
+    """Convert a cleaned text or typed Parquet column to UTC millisecond text (DESIGN §5).
+
+    ``now`` is the run's start (tz-aware); values more than 24 h after it are ``future_timestamp``.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    check_format(fmt)
+    check_timezone(timezone)
+    values = _plain(values)
+    present = _np_mask(values.is_valid())
+    ms, ok, why = _parse(values, fmt, timezone)
+    ok &= present
+    ok &= (ms >= _MIN_MS) & (ms <= _MAX_MS)
+    limit = ((now - _EPOCH) // timedelta(microseconds=1) + _FUTURE_SLACK_US) // 1_000
+    future = ok & (ms > limit)
+    ok &= ~future
+    invalid = present & ~ok & ~future
+    codes: list[str] = []
+    messages: list[str] = []
+    for i in np.flatnonzero(invalid | future):
+        shown = _shown(values, int(i))
+        if future[i]:
+            codes.append("future_timestamp")
+            run = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            messages.append(
+                f"{shown} is {_format_one(int(ms[i]))}, more than 24 h after the run started "
+                f"({run})"
+            )
+        else:
+            codes.append("invalid_timestamp")
+            messages.append(why(int(i), shown))
+    errors = pa.array(invalid | future)
+    return Converted(
+        _format_utc(ms, ok),
+        pc.replace_with_mask(
+            pa.nulls(len(values), pa.string()), errors, pa.array(codes, pa.string())
+        ),
+        pc.replace_with_mask(
+            pa.nulls(len(values), pa.string()), errors, pa.array(messages, pa.string())
+        ),
+    )
+
+
+# --- parsing: every path returns (UTC ms, converted mask, why(i, shown) -> message) -------------
+
+
+class _Why:
+    """Builds the message of an invalid row lazily (only failed rows pay for it)."""
+
+    def __init__(self, values: pa.Array, fmt: str | None) -> None:
+        self.values, self.fmt = values, fmt
+
+    def __call__(self, i: int, shown: str) -> str:
+        """Say why row ``i`` (shown as ``shown``) is not a timestamp."""
+        kind = self.values.type
+        if pa.types.is_string(kind):
+            return _why_text(self.values[i].as_py(), self.fmt)
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            if self.fmt not in SPECIAL_FORMATS:
+                return f"{shown} is a number; set the format to epoch_s, epoch_ms or excel_serial"
+            return f"{shown} as {self.fmt} is not a date in the years 0001..9999"
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            return f"{shown} is outside the years 0001..9999 in UTC"
+        return f"{shown}: a {kind} column cannot hold a completion timestamp"
+
+
+def _parse(values: pa.Array, fmt: str | None, zone: str) -> tuple[Ints, Mask, _Why]:
+    """Dispatch on the column type and format; see the module docstring."""
+    why = _Why(values, fmt)
+    kind = values.type
+    n = len(values)
+    if pa.types.is_string(kind):
+        if fmt is None:
+            return (*_parse_iso(values, zone), why)
+        if fmt in SPECIAL_FORMATS:
+            return (*_parse_number_text(values, fmt, zone), why)
+        return (*_parse_strptime(values, fmt, zone), why)
+    if pa.types.is_timestamp(kind):
+        ms, ok = _round_ms(values)
+        return (ms if kind.tz is not None else _localize(ms, ok, zone)), ok, why
+    if pa.types.is_date(kind):
+        ms, ok = _ints(values.cast(pa.date64()).cast(pa.int64()))
+        return _localize(ms, ok, zone), ok, why
+    if fmt in SPECIAL_FORMATS and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return (*_parse_numbers(values, fmt, zone), why)
+    if fmt in SPECIAL_FORMATS and pa.types.is_decimal(kind):
+        return (*_parse_decimals(values.cast(_DECIMAL, safe=False), fmt, zone), why)
+    return np.zeros(n, np.int64), np.zeros(n, np.bool_), why
+
+
+def _parse_iso(text: pa.Array, zone: str) -> tuple[Ints, Mask]:
+    """ISO 8601: one cast when a sample says the column is uniform (the common case), else split
+    by shape first (a failing Arrow cast costs ~2 µs per bad row, so it is tried only then)."""
+    kind = _iso_kind(text)
+    try:
+        if kind == "naive":
+            ms, ok = _round_ms(pc.cast(text, _NAIVE_NS))
+            return _localize(ms, ok, zone), ok
+        if kind == "aware":
+            return _round_ms(pc.cast(text, _AWARE_NS))
+    except pa.ArrowInvalid:
+        pass
+    shaped = pc.match_substring_regex(text, _ISO_SHAPE)
+    zoned = pc.match_substring_regex(text, _ISO_ZONE)
+    aware, naive = pc.and_(shaped, zoned), pc.and_(shaped, pc.invert(zoned))
+    naive_ms, naive_ok = _round_ms(_cast_lenient(pc.if_else(naive, text, None), _NAIVE_NS))
+    aware_ms, aware_ok = _round_ms(_cast_lenient(pc.if_else(aware, text, None), _AWARE_NS))
+    ms = np.where(aware_ok, aware_ms, _localize(naive_ms, naive_ok, zone))
+    ok = aware_ok | naive_ok
+    # Shaped rows Arrow refused: dates outside 1677..2262 (the ns range) or impossible ones.
+    retry = np.flatnonzero(_np_mask(pc.fill_null(shaped, False)) & ~ok)
+    _fill_per_value(ms, ok, retry, [_py_iso(text[int(i)].as_py()) for i in retry], zone)
+    return ms, ok
+
+
+def _iso_kind(text: pa.Array) -> str | None:
+    """``naive`` or ``aware`` when up to 256 evenly spread values all parse as that ISO kind."""
+    rows = np.unique(np.linspace(0, len(text) - 1, min(len(text), 256)).astype(np.int64))
+    kinds = {_py_iso(v)[1] if _py_iso(v) else None for v in text.take(rows).to_pylist() if v}
+    if kinds == {True}:
+        return "naive"
+    return "aware" if kinds == {False} else None
+
+
+def _parse_strptime(text: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
+    """A strptime pattern: Arrow's (glibc) strptime, Python's for what it refuses or may bend."""
+    n = len(text)
+    found = _directives(fmt)
+    ms, ok = np.zeros(n, np.int64), np.zeros(n, np.bool_)
+    if found <= _ARROW_DIRECTIVES:
+        parsed = pc.strptime(text, format=fmt, unit="ms", error_is_null=True)
+        ms, ok = _ints(parsed.cast(pa.int64()))
+        ok &= ~_strptime_suspects(text, parsed, fmt, found)
+        if "z" not in found:
+            ms = _localize(ms, ok, zone)
+    retry = np.flatnonzero(_np_mask(text.is_valid()) & ~ok)
+    _fill_per_value(ms, ok, retry, [_py_strptime(text[int(i)].as_py(), fmt) for i in retry], zone)
+    return ms, ok
+
+
+def _strptime_suspects(text: pa.Array, parsed: pa.Array, fmt: str, found: set[str]) -> Mask:
+    """Rows glibc may have bent: day 30 rolled to the 1st, second 60 rolled over, 2-digit %Y.
+
+    A rolled-over row is re-parsed with the raw field moved to a slot that refuses it (day → %I,
+    second → %M); a null there means the raw value was out of range.
+    """
+    suspect = _np_mask(pc.fill_null(pc.less(pc.year(parsed), 1000), False))
+    checks: list[tuple[pa.Array, dict[str, str]]] = []
+    if "d" in found:
+        day = pc.day(parsed)
+        near = pc.or_(pc.less_equal(day, 4), pc.greater_equal(day, 28)) if "z" in found else None
+        checks.append((near if near is not None else pc.less_equal(day, 3), {"d": "I", "I": "H"}))
+    if "S" in found:
+        checks.append((pc.less_equal(pc.second(parsed), 1), {"S": "M", "M": "S"}))
+    for candidates, moves in checks:
+        rows = np.flatnonzero(_np_mask(pc.fill_null(candidates, False)))
+        if len(rows):
+            moved = _move_directives(fmt, moves)
+            again = pc.strptime(text.take(rows), format=moved, unit="ms", error_is_null=True)
+            suspect[rows[_np_mask(again.is_null())]] = True
+    return suspect
+
+
+def _move_directives(fmt: str, moves: dict[str, str]) -> str:
+    """``fmt`` with some directives replaced (``{"d": "I"}`` turns %d into %I; %% stays)."""
+    return _DIRECTIVE.sub(lambda m: "%" + moves.get(m.group(1), m.group(1)), fmt)
+
+
+def _parse_number_text(text: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
+    """epoch_s / epoch_ms / excel_serial written as text; exact decimal arithmetic."""
+    try:
+        dec = pc.cast(text, _DECIMAL)
+    except pa.ArrowInvalid:  # keep only number-shaped rows for Arrow, the rest go per value
+        shaped = pc.match_substring_regex(text, r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+        dec = _cast_lenient(pc.if_else(shaped, text, None), _DECIMAL)
+    ms, ok = _parse_decimals(dec, fmt, zone)
+    retry = np.flatnonzero(_np_mask(text.is_valid()) & ~_np_mask(dec.is_valid()))
+    results = [_py_number(text[int(i)].as_py(), fmt) for i in retry]
+    _fill_per_value(ms, ok, retry, results, zone if fmt == "excel_serial" else "UTC")
+    return ms, ok
+
+
+def _parse_decimals(dec: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
+    """Decimal numbers → ms, rounded half-up; Excel serials are wall time in ``zone``."""
+    factor = _FACTOR_MS[fmt]
+    low, high = _bounds(fmt)
+    inside = pc.and_(
+        pc.greater_equal(dec, pa.scalar(Decimal(low), _DECIMAL)),
+        pc.less_equal(dec, pa.scalar(Decimal(high), _DECIMAL)),
+    )
+    scaled = pc.multiply(
+        pc.if_else(inside, dec, None), pa.scalar(Decimal(factor), pa.decimal128(9))
+    )
+    ms, ok = _ints(pc.round(scaled, ndigits=0, round_mode="half_up").cast(pa.int64()))
+    if fmt == "excel_serial":
+        return _localize(ms + _EXCEL_BASE_MS, ok, zone), ok
+    return ms, ok
+
+
+def _parse_numbers(values: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
+    """Integer or float Parquet columns → ms (floats round half-up in binary floating point)."""
+    factor = _FACTOR_MS[fmt]
+    low, high = _bounds(fmt)
+    if pa.types.is_floating(values.type):
+        number = np.asarray(pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy())
+        with np.errstate(invalid="ignore"):
+            ok = (number >= low) & (number <= high)
+        ms = np.floor(np.where(ok, number, 0) * factor + 0.5).astype(np.int64)
+    else:
+        if pa.types.is_unsigned_integer(values.type):
+            low = 0
+        inside = pc.and_(
+            pc.greater_equal(values, pa.scalar(low, values.type)),
+            pc.less_equal(values, pa.scalar(min(high, _type_max(values.type)), values.type)),
+        )
+        ints, ok = _ints(pc.if_else(inside, values, None).cast(pa.int64()))
+        ms = ints * factor
+    if fmt == "excel_serial":
+        return _localize(ms + _EXCEL_BASE_MS, ok, zone), ok
+    return ms, ok
+
+
+def _bounds(fmt: str) -> tuple[int, int]:
+    """Smallest and largest raw number of a numeric format worth converting (a day of slack)."""
+    high = (_MAX_MS + 2 * _MS_PER_DAY) // _FACTOR_MS[fmt]
+    return (0 if fmt == "excel_serial" else -high), high
+
+
+def _type_max(kind: pa.DataType) -> int:
+    """The largest value of an integer type."""
+    return int(np.iinfo(kind.to_pandas_dtype()).max)
+
+
+# --- zones ---------------------------------------------------------------------------------------
+
+
+def _localize(wall: Ints, ok: Mask, zone: str) -> Ints:
+    """Wall-clock ms in ``zone`` → UTC ms, exactly zoneinfo ``fold=0``: a time in a spring-forward
+    gap takes the offset before the change, a repeated (fall-back) time its first occurrence."""
+    if zone in _UTC_ZONES or not ok.any():
+        return wall
+    clamped = np.clip(wall, _MIN_MS + _MS_PER_DAY, _MAX_MS - _MS_PER_DAY)
+    days = np.sort(pc.unique(pa.array(clamped[ok] // _MS_PER_DAY)).to_numpy())
+    starts, offsets = _offset_steps(ZoneInfo(zone), days)
+    index = np.searchsorted(starts, clamped, side="right") - 1
+    return wall - offsets[np.maximum(index, 0)]
+
+
+def _offset_steps(info: ZoneInfo, days: Ints) -> tuple[Ints, Ints]:
+    """The fold=0 UTC offset (ms) as a step function of wall time over the given wall days.
+
+    Probed from zoneinfo at both ends of each day, bisected to the millisecond inside a day that
+    changes. tzdb never has two transitions within three days, so a day holds at most one step.
+    """
+    starts: list[int] = []
+    offsets: list[int] = []
+    previous = None
+    for day in days.tolist():
+        first, last = day * _MS_PER_DAY, (day + 1) * _MS_PER_DAY - 1
+        at_first, at_last = _offset_at(info, first), _offset_at(info, last)
+        if at_first != previous:
+            starts.append(first)
+            offsets.append(at_first)
+        if at_last != at_first:
+            low, high = first, last
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (
+                    (middle, high) if _offset_at(info, middle) == at_first else (low, middle)
+                )
+            starts.append(high)
+            offsets.append(at_last)
+        previous = at_last
+    return np.array(starts, np.int64), np.array(offsets, np.int64)
+
+
+def _offset_at(info: ZoneInfo, wall_ms: int) -> int:
+    """The fold=0 UTC offset in ms of one wall time (ms since 1970-01-01 on the wall clock)."""
+    offset = (_WALL_EPOCH + timedelta(milliseconds=wall_ms)).replace(tzinfo=info).utcoffset()
+    return 0 if offset is None else offset // _ONE_MS
+
+
+# --- per-value fallbacks (rare rows) -------------------------------------------------------------
+
+_Parsed = tuple[datetime, bool] | None  # (datetime rounded later, is_wall_time) or not parseable
+
+
+def _fill_per_value(ms: Ints, ok: Mask, rows: Ints, results: list[_Parsed], zone: str) -> None:
+    """Write per-value parse results into ``ms``/``ok`` (naive results are read in ``zone``)."""
+    info = ZoneInfo(zone)
+    for i, parsed in zip(rows, results, strict=True):
+        if parsed is None:
+            continue
+        moment, wall = parsed
+        if wall:
+            moment = moment.replace(tzinfo=info)
+        ms[i] = ((moment - _EPOCH) // timedelta(microseconds=1) + 500) // 1_000
+        ok[i] = True
+
+
+def _py_iso(value: str) -> _Parsed:
+    """Parse one ISO 8601 text with the grammar Arrow's cast accepts."""
+    m = _ISO.fullmatch(value)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    try:
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    if offset is None:
+        return moment, True
+    if offset == "Z":
+        return moment.replace(tzinfo=UTC), False
+    hours, minutes = int(offset[1:3]), int(offset[-2:]) if len(offset) > 3 else 0
+    if hours > 23 or minutes > 59:
+        return None
+    sign = -1 if offset[0] == "-" else 1
+    return moment.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes))), False
+
+
+def _py_strptime(value: str, fmt: str) -> _Parsed:
+    """Parse one text with Python's strptime (the reference semantics of a format)."""
+    try:
+        moment = datetime.strptime(value, fmt)
+    except ValueError:
+        return None
+    return moment, moment.tzinfo is None
+
+
+def _py_number(value: str, fmt: str) -> _Parsed:
+    """Parse one epoch / Excel serial text Arrow's decimal cast refused (e.g. > 9 decimals)."""
+    try:
+        number = Decimal(value.replace(",", ".") if fmt == "excel_serial" else value)
+        if not number.is_finite() or (fmt == "excel_serial" and number < 0):
+            return None
+        ms = int(
+            (number * _FACTOR_MS[fmt] + Decimal("0.5")).to_integral_value(rounding=ROUND_FLOOR)
+        )
+        if fmt == "excel_serial":
+            return datetime(1970, 1, 1) + timedelta(milliseconds=ms + _EXCEL_BASE_MS), True
+        return _EPOCH + timedelta(milliseconds=ms), False
+    except (InvalidOperation, OverflowError, ValueError):
+        return None
+
+
+def _why_text(value: str, fmt: str | None) -> str:
+    """The reason one text is not a valid timestamp, for the row's error message."""
+    shown = repr(value)
+    if fmt in SPECIAL_FORMATS:
+        return f"{shown} is not a valid {fmt} value (a number giving a date in 0001..9999)"
+    if fmt is not None:
+        try:
+            datetime.strptime(value, fmt)
+        except ValueError as exc:
+            if str(exc).startswith("time data"):
+                return f"{shown} does not match format {fmt!r}"
+            return f"{shown} does not match format {fmt!r}: {exc}"
+        return f"{shown} is outside the years 0001..9999 in UTC"
+    if value.startswith("0000-00-00"):
+        return f"{shown} is a zero date (0000-00-00), not a real date"
+    if _SLASHED.match(value):
+        return f"{shown} is a slashed date: day/month order is unknown; set the column's format"
+    if _ABBREVIATION.search(value) and not value.endswith("Z"):
+        return f"{shown} names a zone abbreviation, which is ambiguous; use Z or an offset (+02:00)"
+    if _ISO.fullmatch(value):
+        if _py_iso(value) is None:
+            return f"{shown} is not a real date or time (e.g. February 30, 25:00, offset +24:00)"
+        return f"{shown} is outside the years 0001..9999 in UTC"
+    return f"{shown} is not ISO 8601 (e.g. 2024-03-05T14:22:10Z, 2024-03-05 14:22 or 2024-03-05)"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _directives(fmt: str) -> set[str]:
+    """The directive letters of a strptime pattern; ValueError for unknown or stray ``%``."""
+    found: set[str] = set()
+    for m in _DIRECTIVE.finditer(fmt):
+        letter = m.group(1)
+        if letter not in _PY_DIRECTIVES or not letter:
+            raise ValueError(
+                f"format {fmt!r}: %{letter} is not a strptime directive; allowed: "
+                f"{' '.join('%' + d for d in sorted(_PY_DIRECTIVES))}"
+            )
+        found.add(letter)
+    return found
+
+
+def _plain(values: pa.Array) -> pa.Array:
+    """One contiguous array; dictionaries decoded and large strings narrowed to ``string``."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_large_string(values.type):
+        values = values.cast(pa.string())
+    return values
+
+
+def _cast_lenient(values: pa.Array, to: pa.DataType) -> pa.Array:
+    """Cast, with null where Arrow cannot parse a row; halves on failure so bad rows cost little."""
+    try:
+        return pc.cast(values, to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if len(values) <= 8:
+            return pa.array([_cast_one(v, to) for v in values], to)
+        half = len(values) // 2
+        return pa.concat_arrays(
+            [_cast_lenient(values[:half], to), _cast_lenient(values[half:], to)]
+        )
+
+
+def _cast_one(value: pa.Scalar, to: pa.DataType) -> object:
+    """Cast one scalar, None when Arrow refuses it."""
+    try:
+        return value.cast(to).as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _np_mask(values: pa.Array) -> Mask:
+    """A boolean Arrow array (no nulls) as a writable numpy mask."""
+    return np.array(values.to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _ints(values: pa.Array) -> tuple[Ints, Mask]:
+    """An int64 Arrow array as (numpy values with nulls as 0, validity mask)."""
+    ok = _np_mask(values.is_valid())
+    return np.array(pc.fill_null(values, 0).to_numpy(zero_copy_only=False), np.int64), ok
+
+
+def _round_ms(values: pa.Array) -> tuple[Ints, Mask]:
+    """Timestamps of any unit → int64 ms since 1970, rounded half-up (floor of t + 0.5 ms)."""
+    raw, ok = _ints(values.cast(pa.int64()))
+    unit = values.type.unit
+    if unit == "s":
+        bound = (_MAX_MS + 2 * _MS_PER_DAY) // 1_000
+        return np.clip(raw, -bound, bound) * 1_000, ok
+    per_ms = _UNIT_PER_MS[unit]
+    half = per_ms // 2
+    return (np.minimum(raw, np.iinfo(np.int64).max - half) + half) // per_ms, ok
+
+
+def _shown(values: pa.Array, i: int) -> str:
+    """Row ``i`` as it appears in a message: text quoted, typed values as Arrow prints them."""
+    if pa.types.is_string(values.type):
+        return repr(values[i].as_py())
+    try:
+        return str(values[i : i + 1].cast(pa.string())[0].as_py())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return f"a {values.type} value"
+
+
+def _format_one(ms: int) -> str:
+    """One UTC ms value as ``YYYY-MM-DDTHH:MM:SS.sssZ``."""
+    return str(_format_utc(np.array([ms], np.int64), np.array([True]))[0])
+
+
+def _format_utc(ms: Ints, ok: Mask) -> pa.Array:
+    """UTC ms → ``YYYY-MM-DDTHH:MM:SS.sssZ`` (null where not ``ok``), written as bytes with numpy:
+    Arrow's strftime and tz-aware cast to string take ~10 µs a value."""
+    n = len(ms)
+    days, rest = np.divmod(np.where(ok, ms, 0), _MS_PER_DAY)
+    year, month, day = _civil_from_days(days.astype(np.int32))
+    clock = rest.astype(np.int32)
+    seconds, millis = np.divmod(clock, 1_000)
+    minutes, second = np.divmod(seconds, 60)
+    hour, minute = np.divmod(minutes, 60)
+    columns = np.empty((24, n), np.uint8)  # one row per output byte: contiguous writes
+    for position, char in enumerate(b"0000-00-00T00:00:00.000Z"):
+        if not 48 <= char <= 57:
+            columns[position] = char
+    century, year_in_century = np.divmod(year, 100)
+    hundreds, millis_rest = np.divmod(millis, 100)
+    pairs = [(0, century), (2, year_in_century), (5, month), (8, day), (11, hour)]
+    pairs += [(14, minute), (17, second), (21, millis_rest)]
+    for position, value in pairs:
+        _put_two_digits(columns, position, value.astype(np.uint8))
+    np.add(hundreds, 48, out=columns[20], casting="unsafe")
+    data = np.ascontiguousarray(columns.T)
+    offsets = np.arange(0, 24 * (n + 1), 24, dtype=np.int32)
+    validity = np.packbits(ok, bitorder="little")
+    nulls = int(n - np.count_nonzero(ok))
+    buffers = [pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.string(), n, buffers, null_count=nulls)
+
+
+def _put_two_digits(
+    columns: npt.NDArray[np.uint8], position: int, value: npt.NDArray[np.uint8]
+) -> None:
+    """Write 0..99 as two ASCII digits into byte rows ``position`` and ``position + 1``."""
+    tens = np.floor_divide(value, 10, out=columns[position])
+    np.subtract(value, tens * 10, out=columns[position + 1])
+    columns[position] += 48
+    columns[position + 1] += 48
+
+
+def _civil_from_days(days: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int32], ...]:
+    """Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm)."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    return yoe + era * 400 + (month <= 2), month, day
