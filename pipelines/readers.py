@@ -528,7 +528,7 @@ def _python_pieces(layout: _CsvLayout, skip: int) -> Iterator[tuple[pa.Table, pa
 def _python_piece(
     rows: list[Sequence[str | None]], errors: list[str | None], names: Sequence[str]
 ) -> tuple[pa.Table, pa.Array]:
-    columns = [pa.array(column, pa.string()) for column in zip(*rows, strict=True)]
+    columns = [pa.array(list(column), pa.string()) for column in zip(*rows, strict=True)]
     return pa.Table.from_arrays(columns, names=list(names)), pa.array(errors, pa.string())
 
 
