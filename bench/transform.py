@@ -94,7 +94,7 @@ def dry_run_seconds(path: Path, out: Path) -> tuple[float, dict[str, object]]:
 
     start = time.perf_counter()
     plan = plan_run([str(path)], parse_mapping(MAPPING, {}), "bench-account")
-    report, _ = dry_run(plan, out=out, target="https://api.stackone.com")
+    report = dry_run(plan, out=out, target="https://api.stackone.com")
     return time.perf_counter() - start, report.as_dict()
 
 

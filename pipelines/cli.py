@@ -11,8 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pydantic import ValidationError
+
 from pipelines.readers import expand_sources
 from pipelines.report import OUTCOMES
+from pipelines.runner import DEFAULT_LEDGER, execute
+from pipelines.settings import load_settings
 from pipelines.steps import load_mapping, plan_run
 from transforms.errors import LmsSyncError
 
@@ -26,7 +30,15 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK, EXIT_DEADLETTERED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
-DEFAULT_TARGET = "https://api.stackone.com"
+
+CONFIG = Path(__file__).resolve().parent.parent / "config" / "mappings"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+DEMO_RUNS = [
+    (CONFIG / "cornerstone_transcript.yaml", SAMPLES / "cornerstone_transcript.csv"),
+    (CONFIG / "workday_learning.yaml", SAMPLES / "workday_learning.csv"),
+    (CONFIG / "successfactors_learning_history.yaml", SAMPLES / "successfactors_learning_history.csv"),
+    (CONFIG / "moodle_scorm_tracks.yaml", SAMPLES / "moodle_scorm_tracks.parquet"),
+]
 
 SourcesArg = Annotated[list[str], typer.Argument(help="Export files, directories or globs.")]
 MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML (config/mappings/).")]
@@ -38,34 +50,43 @@ def run(
     mapping: MappingOpt,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="StackOne base URL [env STACKONE_BASE_URL].")] = None,
+    rate_limit: Annotated[str | None, typer.Option(help="N/Ss, e.g. 950/60s [env LMS_SYNC_RATE_LIMIT].")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
+    ledger: Annotated[Path, typer.Option(help="State ledger (SQLite).")] = DEFAULT_LEDGER,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the ledger.")] = False,
     prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
 ) -> None:
-    """Read, convert and validate exports; with --dry-run write payloads.jsonl, dead-letter and report.
+    """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
-    Example: lms-sync run data/samples/cornerstone_transcript.csv -m config/mappings/cornerstone.yaml --dry-run
+    Examples:
+
+      lms-sync run data/samples/cornerstone_transcript.csv -m config/mappings/cornerstone_transcript.yaml --dry-run
+
+      STACKONE_API_KEY=… STACKONE_ACCOUNT_ID=… lms-sync run exports/ -m config/mappings/workday_learning.yaml
     """
-    if not dry_run:
-        _fail("delivery is not configured yet: use --dry-run (delivery comes with the next release)")
     env = dict(os.environ)
     try:
+        settings = load_settings(base_url=base_url, rate_limit=rate_limit, concurrency=concurrency)
         spec = load_mapping(mapping, env)
-        plan = plan_run(sources, spec, env.get("STACKONE_ACCOUNT_ID"))
-        target = env.get("STACKONE_BASE_URL", DEFAULT_TARGET)
-        if prefect or env.get("PREFECT_API_URL"):
-            from pipelines.flows import sync_completions
-
-            summary = sync_completions(plan, out, target)
-            folder = Path(summary["deadletter"]["csv"]).parent
-        else:
-            from pipelines.dryrun import dry_run as run_dry
-
-            report, folder = run_dry(plan, out=out, target=target)
-            summary = report.as_dict()
+        plan = plan_run(sources, spec, settings.account_id)
+        use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
+        report = execute(
+            plan,
+            settings,
+            out=out,
+            dry_run=dry_run,
+            ledger_path=ledger,
+            wait=wait,
+            use_prefect=use_prefect,
+        )
     except LmsSyncError as exc:
         _fail(str(exc), exc.exit_code)
-    _print_summary(summary, folder, json_output)
-    raise typer.Exit(_exit_code(summary))
+    except ValidationError as exc:
+        _fail(_settings_error(exc))
+    _print_summary(report.as_dict(), report.folder, json_output)
+    raise typer.Exit(_exit_code(report.as_dict()))
 
 
 @app.command("check-mapping")
@@ -90,6 +111,80 @@ def check_mapping(
     console.print(f"[green]ok[/green] {mapping}{checked}")
 
 
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    rate_limit: Annotated[str, typer.Option(help="Per-key limit, N/Ss.")] = "1000/60s",
+    latency_ms: Annotated[str, typer.Option(help="MEDIAN,P99 response latency in ms.")] = "0,0",
+    fault_rate: Annotated[float, typer.Option(help="Share of requests answered with a fault.")] = 0.0,
+    users: Annotated[Path | None, typer.Option(help="JSON list of users {id, email, external_reference}.")] = None,
+    db: Annotated[Path | None, typer.Option(help="SQLite file for stored completions (default in memory).")] = None,
+) -> None:
+    """Serve the local StackOne sandbox API (key sandbox-key, account sandbox-account).
+
+    Example: lms-sync sandbox --port 8080 --rate-limit 300/10s --latency-ms 300,3000 --fault-rate 0.02
+    """
+    import orjson
+
+    from pipelines.ratelimit import parse_rate_limit
+    from pipelines.sandbox import SandboxConfig, parse_latency, serve_forever
+
+    try:
+        config = SandboxConfig(
+            rate_limit=parse_rate_limit(rate_limit),
+            latency=parse_latency(latency_ms),
+            fault_rate=fault_rate,
+            users=orjson.loads(users.read_bytes()) if users else None,
+            db_path=db,
+        )
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    serve_forever(config, "127.0.0.1", port)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's run folders.")] = Path("data/runs/demo"),
+    prefect: Annotated[bool, typer.Option(help="Record the runs in Prefect's temporary local server.")] = True,
+) -> None:
+    """Start the sandbox, deliver every sample export to it, print what happened, stop it.
+
+    Example: lms-sync demo --no-prefect
+    """
+    from pipelines.sandbox import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox
+
+    env = dict(os.environ)
+    with Sandbox() as running:
+        console.print(f"sandbox API at {running.base_url}", highlight=False)
+        settings = load_settings(
+            base_url=running.base_url, api_key=DEFAULT_API_KEY, account_id=DEFAULT_ACCOUNT_ID
+        )
+        aborted = False
+        for mapping, sample in DEMO_RUNS:
+            console.rule(f"{sample.name}  ({mapping.name})")
+            try:
+                plan = plan_run([str(sample)], load_mapping(mapping, env), settings.account_id)
+                report = execute(
+                    plan,
+                    settings,
+                    out=out / sample.stem,
+                    dry_run=False,
+                    ledger_path=out / "ledger.sqlite",
+                    use_prefect=prefect,
+                )
+            except LmsSyncError as exc:
+                _fail(str(exc), exc.exit_code)
+            _print_summary(report.as_dict(), report.folder, json_output=False)
+            aborted = aborted or bool(report.aborted)
+        stored = len(running.completions())
+    console.print(
+        f"[bold]demo done:[/bold] the sandbox stored {stored} completions; "
+        f"dead-letter files and report.json of each run are under {out}/",
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_ABORTED if aborted else EXIT_OK)
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
     console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -102,7 +197,14 @@ def _exit_code(summary: dict[str, Any]) -> int:
     return EXIT_DEADLETTERED if outcomes["invalid"] or outcomes["failed"] else EXIT_OK
 
 
-def _print_summary(summary: dict[str, Any], folder: Path, json_output: bool) -> None:
+def _settings_error(exc: ValidationError) -> str:
+    """One line naming the setting (never its value: it may be the API key)."""
+    error = exc.errors()[0]
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def _print_summary(summary: dict[str, Any], folder: Path | None, json_output: bool) -> None:
     if json_output:
         import orjson
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import inspect
 import logging
 import math
 import random
@@ -100,6 +101,42 @@ class _Answer:
 
 class _Halted(Exception):
     """Internal: ``deliver`` is stopping, so this row is left unsent (pending)."""
+
+
+class _Halt:
+    """A ``deliver`` run's stop switch: once set, waits (limiter, backoff) end in ``_Halted``.
+
+    Waits are awaited directly (no helper task, so a limiter grant turns into a send at once);
+    ``set`` cancels the tasks waiting and ``wait`` turns that cancellation into ``_Halted``.
+    """
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._waiting: set[asyncio.Task[Any]] = set()
+
+    def set(self) -> None:
+        """Stop: cut every wait in progress short; later waits end at once."""
+        if not self.is_set:
+            self.is_set = True
+            for task in self._waiting:
+                task.cancel()
+
+    async def wait(self, waiting: Awaitable[object]) -> None:
+        """Await ``waiting`` unless stopped meanwhile (then ``_Halted``)."""
+        task = asyncio.current_task()
+        if self.is_set or task is None:
+            if inspect.iscoroutine(waiting):
+                waiting.close()  # never started: no "was never awaited" warning
+            raise _Halted
+        self._waiting.add(task)
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            if self.is_set and task.uncancel() == 0:  # our cancel, not the caller's
+                raise _Halted from None
+            raise
+        finally:
+            self._waiting.discard(task)
 
 
 class _ApiKeyAuth(httpx.Auth):
@@ -249,12 +286,12 @@ class StackOneClient:
         """
         if stop is not None and stop.is_set():
             return
-        halt = asyncio.Event()
+        halt = _Halt()
         queue: asyncio.Queue[Submission | None] = asyncio.Queue(maxsize=2 * self.concurrency)
         errors: list[Exception] = []
 
         def halt_all() -> None:
-            if halt.is_set():
+            if halt.is_set:
                 return
             halt.set()
             if asyncio.current_task() is not producer:
@@ -263,6 +300,11 @@ class StackOneClient:
                 queue.get_nowait()
             for _ in range(self.concurrency):
                 queue.put_nowait(None)
+
+        def stopping() -> bool:
+            if stop is not None and stop.is_set():  # before the watcher's callback has run
+                halt_all()
+            return halt.is_set
 
         async def produce() -> None:
             try:
@@ -280,7 +322,7 @@ class StackOneClient:
                 await queue.put(None)
 
         async def work() -> None:
-            while (submission := await queue.get()) is not None and not halt.is_set():
+            while (submission := await queue.get()) is not None and not stopping():
                 try:
                     result = await self._submit(submission, halt)
                 except _Halted:
@@ -312,7 +354,7 @@ class StackOneClient:
                 logger.warning("%d more workers stopped with errors", len(errors) - 1)
             raise errors[0]
 
-    async def _submit(self, submission: Submission, halt: asyncio.Event | None) -> Result:
+    async def _submit(self, submission: Submission, halt: _Halt | None) -> Result:
         """``submit`` that leaves the row unsent (raises ``_Halted``) once ``halt`` is set."""
         key = submission.key
         if not submission.user_id.strip():
@@ -437,7 +479,7 @@ class StackOneClient:
         *,
         params: dict[str, str] | None = None,
         content: bytes | None = None,
-        halt: asyncio.Event | None = None,
+        halt: _Halt | None = None,
     ) -> _Answer:
         """Send through the limiter, waiting out 429/408 and retrying 5xx and transport errors."""
         headers = {"x-account-id": account_id}
@@ -445,8 +487,8 @@ class StackOneClient:
             headers["Content-Type"] = "application/json"
         attempts = failures = throttled = 0
         while True:
-            await self._unless_halted(self.limiter.acquire(), halt)
-            if halt is not None and halt.is_set():
+            await self._wait(self.limiter.acquire(), halt)
+            if halt is not None and halt.is_set:
                 raise _Halted
             if attempts:
                 self.stats.retries += 1
@@ -463,7 +505,7 @@ class StackOneClient:
                 if failures >= self._max_attempts:
                     return self._unanswered(_Answer(None, attempts, error, exhausted=True))
                 logger.debug("retrying %s %s after %s", method, path, error)
-                await self._unless_halted(self._sleep(self._backoff(failures)), halt)
+                await self._wait(self._sleep(self._backoff(failures)), halt)
                 continue
             except httpx.HTTPError as exc:  # not retryable: a bad URL, protocol or header
                 message = self._redact(f"{type(exc).__name__}: {exc}")
@@ -486,7 +528,7 @@ class StackOneClient:
                 if failures >= self._max_attempts:
                     return _Answer(response, attempts, exhausted=True)
                 logger.debug("retrying %s %s after HTTP %d", method, path, status)
-                await self._unless_halted(self._sleep(self._backoff(failures)), halt)
+                await self._wait(self._sleep(self._backoff(failures)), halt)
                 continue
             return _Answer(response, attempts)
 
@@ -500,23 +542,13 @@ class StackOneClient:
             )
         return answer
 
-    async def _unless_halted(self, waiting: Awaitable[object], halt: asyncio.Event | None) -> None:
-        """Await ``waiting`` (a limiter or backoff wait), cut short by ``halt`` with ``_Halted``."""
+    @staticmethod
+    async def _wait(waiting: Awaitable[object], halt: _Halt | None) -> None:
+        """Await a limiter grant or a backoff sleep; with ``halt``, stopping cuts it short."""
         if halt is None:
             await waiting
-            return
-        task = asyncio.ensure_future(waiting)
-        stopper = asyncio.ensure_future(halt.wait())
-        try:
-            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pending in (task, stopper):
-                pending.cancel()
-        if not task.cancelled() and task.done():
-            task.result()
-            return
-        await asyncio.wait((task, stopper))
-        raise _Halted
+        else:
+            await halt.wait(waiting)
 
     def _backoff(self, failures: int) -> float:
         """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**(failures-1))]."""

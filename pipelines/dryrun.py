@@ -43,12 +43,13 @@ def dry_run(
     out: Path | None,
     target: str,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
-) -> tuple[RunReport, Path]:
+) -> RunReport:
     """Run every chunk through read → check → settle and write the run folder's three outputs."""
     started = datetime.now(UTC)
     run_id = new_run_id(started)
     folder = run_folder(out, run_id)
     report = RunReport(run_id, "dry_run", target, [str(p) for p in plan.sources], started)
+    report.folder = folder
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
     payloads = PayloadWriter(folder)
     try:
@@ -59,4 +60,4 @@ def dry_run(
         report.finished_at = datetime.now(UTC)
         report.deadletter = {"csv": str(deadletter.csv_path), "parquet": str(deadletter.parquet_path)}
         report.write(folder / "report.json")
-    return report, folder
+    return report

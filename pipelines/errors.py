@@ -65,3 +65,23 @@ class AbortError(LmsSyncError):
 
 class AuthError(AbortError):
     """The API key or account was refused (401/403): nothing more can succeed this run (exit 3)."""
+
+
+class LockError(LmsSyncError):
+    """Another run holds the delivery ledger for this target; the message names it (exit 2).
+
+    Retryable: the holder finishes or dies, then ``--wait`` (or a later run) gets the lock.
+    """
+
+    retryable = True
+    exit_code = 2
+
+    def __init__(self, message: str, *, run_id: str, pid: int, host: str, since: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.pid = pid
+        self.host = host
+        self.since = since
+
+
+__all__ += ["LockError"]  # appended by the ledger helper: fold into the sorted list above

@@ -1,61 +1,88 @@
 """Prefect flows: the same steps as the plain run, recorded as flow and task runs.
 
-Imported only when a Prefect server is configured (PREFECT_API_URL) or asked for (--prefect):
-Prefect's import and temporary server cost seconds that an ad hoc dry run should not pay.
+Imported only when a Prefect server is configured (PREFECT_API_URL) or asked for (--prefect,
+demo): Prefect's import and temporary server cost seconds that an ad hoc dry run should not pay.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.client import StackOneClient
+from pipelines.delivery import deliver_run
 from pipelines.dryrun import dry_run
+from pipelines.ledger import Ledger
+from pipelines.report import RunReport
 from pipelines.steps import Chunk, RunPlan, check_chunk
 from transforms.validation import CheckedRows
 
 
 @task(
     name="check_chunk",
-    task_run_name="check {chunk.source.name} from row {chunk.first_ordinal}",
+    task_run_name="check {chunk.source.name} rows {chunk.first_ordinal}+",
     cache_policy=NO_CACHE,
 )
 def check_chunk_task(chunk: Chunk, plan: RunPlan, now: datetime) -> CheckedRows:
-    """Convert and validate one chunk (pure; safe to retry, but nothing to gain from it)."""
+    """Convert and validate one chunk (pure and cheap: no retries needed)."""
     return check_chunk(chunk, plan, now)
 
 
-@flow(name="sync_completions", validate_parameters=False, log_prints=False)
-def sync_completions(plan: RunPlan, out: Path | None, target: str) -> dict[str, Any]:
-    """Dry run of the sources in ``plan``: payloads, dead-letter and report in the run folder."""
-    report, folder = dry_run(plan, out=out, target=target, check=check_chunk_task)
-    summary = report.as_dict()
-    create_markdown_artifact(
+@flow(name="sync_completions", validate_parameters=False)
+async def sync_completions(
+    plan: RunPlan,
+    *,
+    out: Path | None,
+    target: str,
+    client: StackOneClient | None = None,
+    ledger: Ledger | None = None,
+    stop: asyncio.Event | None = None,
+    wait: bool = False,
+) -> RunReport:
+    """Dry run (no client) or delivery of the plan's sources; publishes a run-summary artifact."""
+    if client is None or ledger is None:
+        report = await asyncio.to_thread(
+            dry_run, plan, out=out, target=target, check=check_chunk_task
+        )
+    else:
+        report = await deliver_run(
+            plan, client, ledger, out=out, target=target, stop=stop, wait=wait, check=check_chunk_task
+        )
+    await acreate_markdown_artifact(
         key="lms-sync-run-summary",
-        markdown=_summary_markdown(summary, folder),
-        description=f"lms-sync {summary['mode']} {summary['run_id']}",
+        markdown=summary_markdown(report),
+        description=f"lms-sync {report.mode} {report.run_id}",
     )
-    return summary
+    return report
 
 
-def _summary_markdown(summary: dict[str, Any], folder: Path) -> str:
+def summary_markdown(report: RunReport) -> str:
+    """The run summary a person reads at a glance: outcomes, reasons, throughput, files."""
+    summary = report.as_dict()
+    requests = summary["requests"]
     lines = [
-        f"# lms-sync {summary['mode']} {summary['run_id']}",
+        f"# lms-sync {summary['mode'].replace('_', ' ')} {summary['run_id']}",
         "",
-        f"Rows read: **{summary['rows_read']}** · {summary['rows_per_second']} rows/s",
+        f"Target `{summary['target']}` · rows read **{summary['rows_read']:,}** · "
+        f"{summary['rows_per_second']:,} rows/s · requests {requests['sent']:,} "
+        f"({requests['per_second']}/s, {requests['status_429']} × 429, {requests['retries']} retries)",
         "",
         "| outcome | rows |",
-        "|---|---|",
-        *[f"| {name} | {count} |" for name, count in summary["outcomes"].items()],
+        "|---|---:|",
+        *[f"| {name} | {count:,} |" for name, count in summary["outcomes"].items()],
         "",
-        "| reason | rows |",
-        "|---|---|",
-        *[f"| {code} | {count} |" for code, count in summary["reasons"].items()],
-        "",
-        f"Run folder: `{folder}`",
     ]
+    if summary["reasons"]:
+        lines += ["| reason | rows |", "|---|---:|"]
+        lines += [f"| {code} | {count:,} |" for code, count in summary["reasons"].items()]
+        lines.append("")
+    if summary["aborted"]:
+        lines.append(f"**Stopped early:** {summary['aborted']}")
+    lines.append(f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ class RunReport:
     retries: int = 0
     deadletter: dict[str, str] = field(default_factory=dict)
     aborted: str | None = None
+    folder: Path | None = None  # the run folder (not part of report.json)
 
     def add(self, outcome: str, count: int = 1, reason: str | None = None) -> None:
         """Count ``count`` rows ending in ``outcome`` (and, for duplicates and errors, why)."""

@@ -9,7 +9,10 @@ StackOne's behaviour is not pinned down:
   400; a well-typed value that breaks a rule (timestamp/duration spelling, score range, result
   value, empty string) is 422; the message names the first field in ``API_FIELDS`` order;
 - a request answered 429 takes no slot in the window; a 401 counts for no key; ``/sandbox/*``
-  control endpoints are neither authenticated, rate limited, faulted, delayed nor logged.
+  control endpoints are neither authenticated, rate limited, faulted, delayed nor logged;
+- faults are drawn after auth and rate limit: 500/502/503/408 and ``drop`` store nothing; ``slow``
+  waits ``slow_seconds`` and then handles the request normally (the work is done, the client has
+  usually given up: its retry then meets 409); the log names only keys the sandbox accepts.
 """
 
 from __future__ import annotations
@@ -287,7 +290,7 @@ class SandboxApp:
         self._closing = asyncio.Event()
 
     def close(self) -> None:
-        """Cut every pending delay short (connections waiting are dropped); call on the loop."""
+        """Cut every pending delay short (those connections are dropped); call on the loop."""
         self._closing.set()
 
     def close_store(self) -> None:
@@ -450,18 +453,14 @@ class RunningSandbox:
     _app: SandboxApp
     _server: uvicorn.Server
     _thread: threading.Thread
-    _loop: asyncio.AbstractEventLoop
     _control: httpx.Client | None = field(default=None, init=False, repr=False)
 
     def stop(self) -> None:
         """Stop serving (pending delays are cut short) and close the database; idempotent."""
         if self._control is not None:
             self._control.close()
-        if self._thread.is_alive():
-            self._server.should_exit = True
-            with contextlib.suppress(RuntimeError):  # the loop may have closed meanwhile
-                self._loop.call_soon_threadsafe(self._app.close)
-            self._thread.join(timeout=10)
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
         self._app.close_store()
 
     def __enter__(self) -> RunningSandbox:
@@ -499,9 +498,18 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _uvicorn(app: SandboxApp, **options: Any) -> uvicorn.Server:
-    config = uvicorn.Config(app, lifespan="off", http="h11", access_log=False, **options)
-    return uvicorn.Server(config)
+class _Server(uvicorn.Server):
+    """uvicorn, cutting the app's pending delays short when shutdown starts (else up to 30 s)."""
+
+    def __init__(self, app: SandboxApp, **options: Any) -> None:
+        config = uvicorn.Config(app, lifespan="off", http="h11", access_log=False, **options)
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Release waiting requests (they are dropped), then shut down as uvicorn does."""
+        self.app.close()
+        await super().shutdown(sockets)
 
 
 def start_sandbox(
@@ -514,17 +522,15 @@ def start_sandbox(
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = _uvicorn(app, log_config=None, log_level="warning", timeout_graceful_shutdown=5)
-    loop = asyncio.new_event_loop()
+    server = _Server(app, log_config=None, log_level="warning", timeout_graceful_shutdown=5)
     failures: list[BaseException] = []
 
     def run() -> None:
         try:
-            loop.run_until_complete(server.serve(sockets=[sock]))
+            asyncio.run(server.serve(sockets=[sock]))
         except BaseException as exc:  # reported by start_sandbox below
             failures.append(exc)
         finally:
-            loop.close()
             sock.close()
 
     thread = threading.Thread(target=run, name=f"sandbox-{sock.getsockname()[1]}", daemon=True)
@@ -539,7 +545,7 @@ def start_sandbox(
         raise RuntimeError(f"sandbox did not start on {host}:{port}: {failures or 'timeout'}")
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    return RunningSandbox(f"http://{shown}:{bound}", config, app, server, thread, loop)
+    return RunningSandbox(f"http://{shown}:{bound}", config, app, server, thread)
 
 
 class Sandbox:
@@ -564,6 +570,6 @@ def serve_forever(config: SandboxConfig, host: str = "127.0.0.1", port: int = 80
     """Serve in the foreground until SIGINT/SIGTERM (the ``lms-sync sandbox`` command)."""
     app = SandboxApp(config)
     try:
-        _uvicorn(app, host=host, port=port, log_level="info").run()
+        _Server(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5).run()
     finally:
         app.close_store()

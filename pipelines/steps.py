@@ -132,6 +132,7 @@ def settle_chunk(
             "key": checked.key,
             "body": checked.body,
             "row": chunk.batch.rows,
+            "index": pa.array(range(n), pa.int64()),
         }
     ).filter(fresh)
     sink.accept(chunk, rows)

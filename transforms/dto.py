@@ -168,6 +168,10 @@ class LmsCreateCompletionRequestDto(_Strict):
         )
 
 
+# Short name (bench/transform.py imports it).
+CompletionRequest = LmsCreateCompletionRequestDto
+
+
 def parse_wire_body(raw: bytes | str) -> LmsCreateCompletionRequestDto:
     """Validate a JSON body as received (explicit nulls rejected); raises ValidationError."""
     return LmsCreateCompletionRequestDto.model_validate_json(raw, context={"wire": True})

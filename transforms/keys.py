@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -63,15 +63,21 @@ def idempotency_keys(
     account: pa.Array, user: pa.Array, learning_object: pa.Array, completed_at: pa.Array
 ) -> pa.Array:
     """The idempotency key of every row; null where account, user or learning object is null."""
-    columns = [_whole(column) for column in (account, user, learning_object, completed_at)]
+    columns = _as_text([account, user, learning_object, completed_at])
     lengths = {len(column) for column in columns}
     if len(lengths) != 1:
         raise ValueError(f"key columns differ in length: {sorted(lengths)}")
-    account_ids, users, objects, completed = columns
-    objects = pc.utf8_trim_whitespace(objects)
-    completed = pc.fill_null(completed, "")
-    joined = pc.binary_join_element_wise(account_ids, users, objects, completed, SEPARATOR)
-    return blake2b_128_hex(joined)
+    hash_hex = _hasher(lengths.pop(), KERNEL_MIN_ROWS)
+    separator = pa.scalar(SEPARATOR, type=columns[0].type)
+
+    def keys_of(account: pa.Array, user: pa.Array, objects: pa.Array, done: pa.Array) -> pa.Array:
+        objects = pc.utf8_trim_whitespace(objects)
+        joined = pc.binary_join_element_wise(
+            account, user, objects, pc.fill_null(done, ""), separator
+        )
+        return hash_hex(joined)
+
+    return _in_parts(keys_of, columns, None if hash_hex is not _hashlib_hex else 1)
 
 
 def blake2b_128_hex(
@@ -87,10 +93,8 @@ def blake2b_128_hex(
     values = _whole(data)
     if not _is_binary_like(values.type):
         raise TypeError(f"expected a string or binary array, got {values.type}")
-    kernel = _ready_kernel() if len(values) >= kernel_min_rows else None
-    if kernel is None:
-        return _hashlib_hex(values)
-    return _hex_array(_kernel_digests(kernel, values, threads), values)
+    hash_hex = _hasher(len(values), kernel_min_rows)
+    return _in_parts(hash_hex, [values], threads if hash_hex is not _hashlib_hex else 1)
 
 
 def warm_kernel() -> bool:
@@ -99,6 +103,43 @@ def warm_kernel() -> bool:
     The first large call does this itself; a CLI may call it early, e.g. while a file is read.
     """
     return _ready_kernel() is not None
+
+
+def _hasher(rows: int, kernel_min_rows: int) -> Callable[[pa.Array], pa.Array]:
+    """The kernel for a column of ``rows`` rows when that is worth it and works, else hashlib."""
+    kernel = _ready_kernel() if rows >= kernel_min_rows else None
+    if kernel is None:
+        return _hashlib_hex
+    return functools.partial(_kernel_hex, kernel)
+
+
+def _in_parts(
+    function: Callable[..., pa.Array], columns: list[pa.Array], threads: int | None
+) -> pa.Array:
+    """``function`` over row ranges of ``columns`` on threads, concatenated.
+
+    Arrow compute and the kernel release the GIL, so two threads use two cores.
+    """
+    rows = len(columns[0])
+    workers = threads if threads is not None else (2 if rows >= THREADED_MIN_ROWS else 1)
+    if workers <= 1 or rows < workers:
+        return function(*columns)
+    bounds = np.linspace(0, rows, workers + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(
+            lambda lo, hi: function(*(column.slice(lo, hi - lo) for column in columns)),
+            bounds[:-1].tolist(),
+            bounds[1:].tolist(),
+        )
+        return pa.concat_arrays(list(parts))
+
+
+def _as_text(columns: list[pa.Array | pa.ChunkedArray]) -> list[pa.Array]:
+    """Whole arrays of one text type: large_string if any column is large, else string."""
+    arrays = [_whole(column) for column in columns]
+    large = any(_is_large(array.type) for array in arrays)
+    text = pa.large_string() if large else pa.string()
+    return [array if array.type == text else array.cast(text) for array in arrays]
 
 
 def _whole(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -136,34 +177,30 @@ def _is_large(value_type: pa.DataType) -> bool:
     return bool(pa.types.is_large_string(value_type) or pa.types.is_large_binary(value_type))
 
 
-def _kernel_digests(kernel: Any, values: pa.Array, threads: int | None) -> np.ndarray:
-    """(n, 16) uint8 digests of every slot, hashed straight from the Arrow buffers."""
+def _kernel_hex(kernel: Any, values: pa.Array) -> pa.Array:
+    """Hex digests of a column through the numba kernel."""
+    return _hex_array(_kernel_digests(kernel, values), values)
+
+
+def _kernel_digests(kernel: Any, values: pa.Array) -> np.ndarray:
+    """(n, 16) uint8 digests of every slot, hashed straight from the Arrow buffers (zero-copy)."""
     n = len(values)
+    digests = np.empty((n, _DIGEST_SIZE), dtype=np.uint8)
+    if n == 0:
+        return digests
     _, offsets_buffer, data_buffer = values.buffers()
     offset_type = np.int64 if _is_large(values.type) else np.int32
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[values.offset :][: n + 1]
-    data = np.frombuffer(data_buffer or b"", dtype=np.uint8)
     offsets = _read_only(offsets.astype(np.int64, copy=False))  # always the one compiled type
-    digests = np.empty((n, _DIGEST_SIZE), dtype=np.uint8)
-    workers = threads if threads is not None else (2 if n >= THREADED_MIN_ROWS else 1)
-    if workers <= 1 or n < 2 * workers:
-        kernel(offsets, data, digests)
-        return digests
-    bounds = np.linspace(0, n, workers + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(kernel, offsets[lo : hi + 1], data, digests[lo:hi])
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        for future in futures:
-            future.result()
+    data = np.frombuffer(data_buffer or b"", dtype=np.uint8)
+    kernel(offsets, data, digests)
     return digests
 
 
 def _hex_array(digests: np.ndarray, values: pa.Array) -> pa.Array:
     """A string array of 32-character hex from (n, 16) digests, nulls where ``values`` has them."""
     n = len(digests)
-    text = _HEX_PAIRS[digests]  # (n, 16) uint16: two ASCII characters per digest byte
+    text = _HEX_PAIRS.take(digests)  # (n, 16) uint16: two ASCII characters per digest byte
     offsets = np.arange(0, _HEX_WIDTH * (n + 1), _HEX_WIDTH, dtype=np.int32)
     validity = None
     if values.null_count:
@@ -231,8 +268,7 @@ def _blake2b_128(offsets: Any, data: Any, out: Any) -> None:  # pragma: no cover
 
     Rounds are unrolled (message schedule sigma of §2.7 written out) so words stay in registers.
     """
-    block = np.zeros(128, dtype=np.uint8)
-    words = block.view(np.uint64)  # the current block as little-endian words
+    words = np.zeros(16, dtype=np.uint64)  # the current block, zero-padded
     for row in range(out.shape[0]):
         start = offsets[row]
         length = offsets[row + 1] - start
@@ -242,10 +278,17 @@ def _blake2b_128(offsets: Any, data: Any, out: Any) -> None:  # pragma: no cover
         while True:  # an empty message is one final block of zeros
             take = min(length - done, 128)
             last = done + take >= length
-            for k in range(take):
-                block[k] = data[start + done + k]
-            for k in range(take, 128):
-                block[k] = 0
+            for w in range(16):  # little-endian words, zero past the message
+                here = start + done + 8 * w
+                size = 8 if take - 8 * w >= 8 else max(0, take - 8 * w)
+                word = np.uint64(0)
+                if size == 8:  # a fixed trip count and unsigned indices (no wraparound
+                    for k in range(8):  # fix-up) let LLVM merge these into one 8-byte load
+                        word |= np.uint64(data[np.uintp(here + k)]) << np.uint64(8 * k)
+                else:
+                    for k in range(size):
+                        word |= np.uint64(data[np.uintp(here + k)]) << np.uint64(8 * k)
+                words[w] = word
             done += take
             m0, m1, m2, m3 = words[0], words[1], words[2], words[3]
             m4, m5, m6, m7 = words[4], words[5], words[6], words[7]

@@ -8,9 +8,10 @@ rounds and writes the output bytes. Python runs per value only for rows no vecto
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -31,6 +32,7 @@ _ONE_MS = timedelta(milliseconds=1)
 _MS_PER_DAY = 86_400_000
 _MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
 _MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_YEAR_1000_MS = -30_610_224_000_000  # 1000-01-01T00:00:00.000Z
 _EXCEL_BASE_MS = -2_209_161_600_000  # 1899-12-30T00:00 (wall time)
 _FUTURE_SLACK_US = 24 * 3_600_000_000
 _UNIT_PER_MS = {"ms": 1, "us": 1_000, "ns": 1_000_000}
@@ -48,12 +50,13 @@ _DIRECTIVE = re.compile(r"%(.?)", re.DOTALL)
 # Arrow's ISO 8601 grammar, also used by the per-value fallback and for messages.
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
-    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
 )
 _ISO_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_SHAPE = r"^\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]+)?)?$"
-_SLASHED = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}")
-_ABBREVIATION = re.compile(r"[\d\s][A-Za-z]{2,5}$")
+_SLASHED = re.compile(r"\d{1,4}/\d{1,2}/\d{1,4}", re.ASCII)
+_ABBREVIATION = re.compile(r"[\d\s][A-Za-z]{2,5}$", re.ASCII)
 
 
 def check_format(fmt: str | None) -> None:
@@ -186,7 +189,7 @@ def _parse_iso(text: pa.Array, zone: str) -> tuple[Ints, Mask]:
             return _localize(ms, ok, zone), ok
         if kind == "aware":
             return _round_ms(pc.cast(text, _AWARE_NS))
-    except pa.ArrowInvalid:
+    except pa.ArrowException:
         pass
     shaped = pc.match_substring_regex(text, _ISO_SHAPE)
     zoned = pc.match_substring_regex(text, _ISO_ZONE)
@@ -204,7 +207,8 @@ def _parse_iso(text: pa.Array, zone: str) -> tuple[Ints, Mask]:
 def _iso_kind(text: pa.Array) -> str | None:
     """``naive`` or ``aware`` when up to 256 evenly spread values all parse as that ISO kind."""
     rows = np.unique(np.linspace(0, len(text) - 1, min(len(text), 256)).astype(np.int64))
-    kinds = {_py_iso(v)[1] if _py_iso(v) else None for v in text.take(rows).to_pylist() if v}
+    parsed = [_py_iso(value) for value in text.take(rows).to_pylist() if value]
+    kinds = {None if result is None else result[1] for result in parsed}
     if kinds == {True}:
         return "naive"
     return "aware" if kinds == {False} else None
@@ -218,6 +222,7 @@ def _parse_strptime(text: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
     if found <= _ARROW_DIRECTIVES:
         parsed = pc.strptime(text, format=fmt, unit="ms", error_is_null=True)
         ms, ok = _ints(parsed.cast(pa.int64()))
+        ok &= ms >= _YEAR_1000_MS  # glibc's %Y also takes 1-3 digits; Python decides those
         ok &= ~_strptime_suspects(text, parsed, fmt, found)
         if "z" not in found:
             ms = _localize(ms, ok, zone)
@@ -227,12 +232,12 @@ def _parse_strptime(text: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]:
 
 
 def _strptime_suspects(text: pa.Array, parsed: pa.Array, fmt: str, found: set[str]) -> Mask:
-    """Rows glibc may have bent: day 30 rolled to the 1st, second 60 rolled over, 2-digit %Y.
+    """Rows glibc may have bent: a day past the month's end or second 60 rolled over.
 
     A rolled-over row is re-parsed with the raw field moved to a slot that refuses it (day → %I,
     second → %M); a null there means the raw value was out of range.
     """
-    suspect = _np_mask(pc.fill_null(pc.less(pc.year(parsed), 1000), False))
+    suspect = np.zeros(len(text), np.bool_)
     checks: list[tuple[pa.Array, dict[str, str]]] = []
     if "d" in found:
         day = pc.day(parsed)
@@ -258,7 +263,7 @@ def _parse_number_text(text: pa.Array, fmt: str, zone: str) -> tuple[Ints, Mask]
     """epoch_s / epoch_ms / excel_serial written as text; exact decimal arithmetic."""
     try:
         dec = pc.cast(text, _DECIMAL)
-    except pa.ArrowInvalid:  # keep only number-shaped rows for Arrow, the rest go per value
+    except pa.ArrowException:  # keep only number-shaped rows for Arrow, the rest go per value
         shaped = pc.match_substring_regex(text, r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
         dec = _cast_lenient(pc.if_else(shaped, text, None), _DECIMAL)
     ms, ok = _parse_decimals(dec, fmt, zone)
@@ -328,43 +333,53 @@ def _localize(wall: Ints, ok: Mask, zone: str) -> Ints:
     if zone in _UTC_ZONES or not ok.any():
         return wall
     clamped = np.clip(wall, _MIN_MS + _MS_PER_DAY, _MAX_MS - _MS_PER_DAY)
-    days = np.sort(pc.unique(pa.array(clamped[ok] // _MS_PER_DAY)).to_numpy())
-    starts, offsets = _offset_steps(ZoneInfo(zone), days)
-    index = np.searchsorted(starts, clamped, side="right") - 1
-    return wall - offsets[np.maximum(index, 0)]
+    days = clamped // _MS_PER_DAY
+    first, last = int(days[ok].min()), int(days[ok].max())
+    dense = last - first < 100_000
+    if dense:
+        probe_days = np.arange(first, last + 1, dtype=np.int64)
+    else:  # a few far-apart outliers: probe only the days present
+        probe_days = np.sort(pc.unique(pa.array(days[ok])).to_numpy())
+    starts, offsets = _offset_steps(ZoneInfo(zone), probe_days)
+    if not dense:
+        return wall - offsets[np.searchsorted(starts, clamped, side="right") - 1]
+    at_start = offsets[np.searchsorted(starts, probe_days * _MS_PER_DAY, side="right") - 1]
+    at_end = offsets[np.searchsorted(starts, (probe_days + 1) * _MS_PER_DAY - 1, side="right") - 1]
+    index = np.clip(days - first, 0, last - first)
+    offset = at_start[index]
+    moving = np.flatnonzero((at_start != at_end)[index])  # rows on a day with a transition
+    offset[moving] = offsets[np.searchsorted(starts, clamped[moving], side="right") - 1]
+    return wall - offset
 
 
 def _offset_steps(info: ZoneInfo, days: Ints) -> tuple[Ints, Ints]:
-    """The fold=0 UTC offset (ms) as a step function of wall time over the given wall days.
+    """The fold=0 UTC offset (ms) as a step function of wall time, exact on the given wall days.
 
-    Probed from zoneinfo at both ends of each day, bisected to the millisecond inside a day that
-    changes. tzdb never has two transitions within three days, so a day holds at most one step.
+    Probed from zoneinfo at the start of each day and the end of each day not followed by the
+    next, bisected to the millisecond between probes that differ. tzdb never has two transitions
+    within three days, so probes at most a day apart enclose at most one step.
     """
-    starts: list[int] = []
-    offsets: list[int] = []
-    previous = None
-    for day in days.tolist():
-        first, last = day * _MS_PER_DAY, (day + 1) * _MS_PER_DAY - 1
-        at_first, at_last = _offset_at(info, first), _offset_at(info, last)
-        if at_first != previous:
-            starts.append(first)
-            offsets.append(at_first)
-        if at_last != at_first:
-            low, high = first, last
+    follows = np.append(days[1:] == days[:-1] + 1, False)
+    points = np.sort(np.concatenate([days * _MS_PER_DAY, (days[~follows] + 1) * _MS_PER_DAY - 1]))
+    previous = int(points[0])
+    starts, offsets = [previous], [_offset_at(info, previous)]
+    for point in points[1:].tolist():
+        offset = _offset_at(info, point)
+        if offset != offsets[-1]:
+            low, high = previous, point
             while high - low > 1:
                 middle = (low + high) // 2
-                low, high = (
-                    (middle, high) if _offset_at(info, middle) == at_first else (low, middle)
-                )
+                same = _offset_at(info, middle) == offsets[-1]
+                low, high = (middle, high) if same else (low, middle)
             starts.append(high)
-            offsets.append(at_last)
-        previous = at_last
+            offsets.append(offset)
+        previous = point
     return np.array(starts, np.int64), np.array(offsets, np.int64)
 
 
 def _offset_at(info: ZoneInfo, wall_ms: int) -> int:
     """The fold=0 UTC offset in ms of one wall time (ms since 1970-01-01 on the wall clock)."""
-    offset = (_WALL_EPOCH + timedelta(milliseconds=wall_ms)).replace(tzinfo=info).utcoffset()
+    offset = info.utcoffset(_WALL_EPOCH + timedelta(milliseconds=wall_ms))
     return 0 if offset is None else offset // _ONE_MS
 
 
@@ -419,7 +434,7 @@ def _py_strptime(value: str, fmt: str) -> _Parsed:
     """Parse one text with Python's strptime (the reference semantics of a format)."""
     try:
         moment = datetime.strptime(value, fmt)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return moment, moment.tzinfo is None
 
@@ -436,7 +451,7 @@ def _py_number(value: str, fmt: str) -> _Parsed:
         if fmt == "excel_serial":
             return datetime(1970, 1, 1) + timedelta(milliseconds=ms + _EXCEL_BASE_MS), True
         return _EPOCH + timedelta(milliseconds=ms), False
-    except (InvalidOperation, OverflowError, ValueError):
+    except (ArithmeticError, ValueError):  # decimal errors are ArithmeticErrors
         return None
 
 
@@ -448,7 +463,7 @@ def _why_text(value: str, fmt: str | None) -> str:
     if fmt is not None:
         try:
             datetime.strptime(value, fmt)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             if str(exc).startswith("time data"):
                 return f"{shown} does not match format {fmt!r}"
             return f"{shown} does not match format {fmt!r}: {exc}"
@@ -498,7 +513,7 @@ def _cast_lenient(values: pa.Array, to: pa.DataType) -> pa.Array:
     """Cast, with null where Arrow cannot parse a row; halves on failure so bad rows cost little."""
     try:
         return pc.cast(values, to)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         if len(values) <= 8:
             return pa.array([_cast_one(v, to) for v in values], to)
         half = len(values) // 2
@@ -511,7 +526,7 @@ def _cast_one(value: pa.Scalar, to: pa.DataType) -> object:
     """Cast one scalar, None when Arrow refuses it."""
     try:
         return value.cast(to).as_py()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         return None
 
 
@@ -544,7 +559,7 @@ def _shown(values: pa.Array, i: int) -> str:
         return repr(values[i].as_py())
     try:
         return str(values[i : i + 1].cast(pa.string())[0].as_py())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:
         return f"a {values.type} value"
 
 
@@ -554,42 +569,56 @@ def _format_one(ms: int) -> str:
 
 
 def _format_utc(ms: Ints, ok: Mask) -> pa.Array:
-    """UTC ms → ``YYYY-MM-DDTHH:MM:SS.sssZ`` (null where not ``ok``), written as bytes with numpy:
-    Arrow's strftime and tz-aware cast to string take ~10 µs a value."""
+    """UTC ms → ``YYYY-MM-DDTHH:MM:SS.sssZ`` (null where not ``ok``), assembled with numpy from
+    per-day, per-minute and per-millisecond tables (Arrow's strftime takes ~10 µs a value)."""
     n = len(ms)
-    days, rest = np.divmod(np.where(ok, ms, 0), _MS_PER_DAY)
-    year, month, day = _civil_from_days(days.astype(np.int32))
-    clock = rest.astype(np.int32)
-    seconds, millis = np.divmod(clock, 1_000)
-    minutes, second = np.divmod(seconds, 60)
-    hour, minute = np.divmod(minutes, 60)
-    columns = np.empty((24, n), np.uint8)  # one row per output byte: contiguous writes
-    for position, char in enumerate(b"0000-00-00T00:00:00.000Z"):
-        if not 48 <= char <= 57:
-            columns[position] = char
-    century, year_in_century = np.divmod(year, 100)
-    hundreds, millis_rest = np.divmod(millis, 100)
-    pairs = [(0, century), (2, year_in_century), (5, month), (8, day), (11, hour)]
-    pairs += [(14, minute), (17, second), (21, millis_rest)]
-    for position, value in pairs:
-        _put_two_digits(columns, position, value.astype(np.uint8))
-    np.add(hundreds, 48, out=columns[20], casting="unsafe")
-    data = np.ascontiguousarray(columns.T)
+    days, clock = np.divmod(np.where(ok, ms, 0), _MS_PER_DAY)
+    minute_of_day, ms_of_minute = np.divmod(clock, 60_000)
+    hours_minutes, seconds_millis = _clock_tables()
+    rows = np.empty(n, _ROW)
+    rows["hm"] = hours_minutes[minute_of_day]
+    rows["sms"] = seconds_millis[ms_of_minute]
+    first, last = (int(days[ok].min()), int(days[ok].max())) if ok.any() else (0, 0)
+    if last - first < n:  # a table of the days in range, then one gather
+        table = _date_text(np.arange(first, last + 1, dtype=np.int64))
+        rows["date"] = table[np.clip(days - first, 0, last - first)]
+    else:
+        rows["date"] = _date_text(days)
     offsets = np.arange(0, 24 * (n + 1), 24, dtype=np.int32)
     validity = np.packbits(ok, bitorder="little")
     nulls = int(n - np.count_nonzero(ok))
-    buffers = [pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(data)]
+    buffers = [pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(rows.view(np.uint8))]
     return pa.Array.from_buffers(pa.string(), n, buffers, null_count=nulls)
 
 
-def _put_two_digits(
-    columns: npt.NDArray[np.uint8], position: int, value: npt.NDArray[np.uint8]
-) -> None:
-    """Write 0..99 as two ASCII digits into byte rows ``position`` and ``position + 1``."""
-    tens = np.floor_divide(value, 10, out=columns[position])
-    np.subtract(value, tens * 10, out=columns[position + 1])
-    columns[position] += 48
-    columns[position + 1] += 48
+_ROW = np.dtype(
+    {
+        "names": ["date", "hm", "sms"],
+        "formats": ["S10", "S7", "S7"],
+        "offsets": [0, 10, 17],
+        "itemsize": 24,
+    }
+)
+
+
+@functools.cache
+def _clock_tables() -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.bytes_]]:
+    """``THH:MM:`` for each minute of a day and ``SS.sssZ`` for each millisecond of a minute."""
+    hours_minutes = np.array([b"T%02d:%02d:" % divmod(m, 60) for m in range(1_440)], "S7")
+    seconds_millis = np.array([b"%02d.%03dZ" % divmod(m, 1_000) for m in range(60_000)], "S7")
+    return hours_minutes, seconds_millis
+
+
+def _date_text(days: Ints) -> npt.NDArray[np.bytes_]:
+    """Days since 1970-01-01 → ``YYYY-MM-DD`` (``S10``), written digit by digit."""
+    year, month, day = _civil_from_days(days.astype(np.int32))
+    text = np.empty((len(days), 10), np.uint8)
+    text[:, 4] = text[:, 7] = ord("-")
+    for start, width, number in [(0, 4, year), (5, 2, month), (8, 2, day)]:
+        for position in range(start + width - 1, start - 1, -1):
+            number, digit = np.divmod(number, 10)
+            text[:, position] = digit + 48
+    return text.view("S10").ravel()
 
 
 def _civil_from_days(days: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int32], ...]:

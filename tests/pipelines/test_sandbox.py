@@ -4,6 +4,7 @@ rate limit, faults and latency."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from base64 import b64encode
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pipelines.sandbox import (
     RunningSandbox,
     Sandbox,
     SandboxConfig,
+    _latency_sampler,
     parse_latency,
     parse_rate_limit,
 )
@@ -106,6 +108,7 @@ def test_bad_credentials_are_401(shared: RunningSandbox, authorization: str | No
     assert response.status_code == 401
     assert ErrorResponse.model_validate(response.json()).status_code == 401
     assert shared.completions() == []
+    assert [(e["status"], e["key"]) for e in shared.request_log()] == [(401, None)]
 
 
 def test_account_header_missing_is_400_and_unknown_is_403(shared: RunningSandbox) -> None:
@@ -187,18 +190,25 @@ def test_first_error_follows_api_field_order(shared: RunningSandbox) -> None:
 
 
 def test_unknown_user_is_404_only_when_users_are_loaded(make_sandbox: MakeSandbox) -> None:
-    """With a user list, an unknown id is 404; a percent-encoded id with a slash is one segment."""
-    with_users, without_users = make_sandbox(users=USERS), make_sandbox()
+    """With a user list (even empty) an unknown id is 404; an encoded slash stays in the id."""
+    with_users, without_users, empty = (
+        make_sandbox(users=USERS),
+        make_sandbox(),
+        make_sandbox(users=[]),
+    )
     with sandbox_client(with_users) as client:
         unknown = client.post(completions_path("nobody"), json=BODY)
         slashed = client.post(completions_path("dept/7"), json=BODY)
     with sandbox_client(without_users) as client:
         anyone = client.post(completions_path("nobody"), json=BODY)
+    with sandbox_client(empty) as client:
+        no_one = client.post(completions_path("u1"), json=BODY)
     assert unknown.status_code == 404
     assert "nobody" in unknown.json()["message"]
     assert slashed.status_code == 201
     assert [row["user_id"] for row in with_users.completions()] == ["dept/7"]
-    assert anyone.status_code == 201
+    assert with_users.request_log()[-1]["path"] == "/unified/lms/users/dept%2F7/completions"
+    assert (anyone.status_code, no_one.status_code) == (201, 404)
 
 
 def test_user_lookup_by_email_and_external_reference(make_sandbox: MakeSandbox) -> None:
@@ -413,3 +423,12 @@ def test_config_rejects_impossible_settings(config: dict[str, Any], named: str) 
     """A setting that cannot work fails when the config is built, naming the setting."""
     with pytest.raises(ValueError, match=named):
         SandboxConfig(**config)
+
+
+def test_latency_sampler_fits_median_and_p99() -> None:
+    """Delays are log-normal with the configured median and 99th percentile (300/3000 ms)."""
+    sample = _latency_sampler(300.0, 3000.0, random.Random(3))
+    delays = sorted(sample() for _ in range(5000))
+    assert 0.27 < delays[2500] < 0.33
+    assert 2.4 < delays[4950] < 3.7
+    assert _latency_sampler(0.0, 0.0, random.Random(3))() == 0.0

@@ -1,0 +1,270 @@
+"""A delivering run: valid rows checked against the ledger, sent through the client (DESIGN §7).
+
+Reading and checking chunks runs in a worker thread (Arrow releases the GIL) while the client's
+fixed pool of workers sends the previous chunk's rows, so the pipe never drains at a chunk
+boundary. Every row ends in exactly one outcome: rows accepted but never sent (the run stopped)
+are ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.client import Result, StackOneClient, Submission
+from pipelines.deadletter import DeadLetterWriter
+from pipelines.ledger import Ledger, Outcome
+from pipelines.report import RunReport
+from pipelines.runs import new_run_id, run_folder
+from pipelines.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, settle_chunk
+from pipelines.repeats import RepeatTracker
+from transforms.errors import LmsSyncError
+from transforms.keys import blake2b_128_hex
+from transforms.validation import CheckedRows
+
+SEND = ("new", "retry", "in_doubt")
+_MARK_BATCH = 256  # keys written in_flight per transaction, just before they are handed out
+
+
+@dataclass
+class _Pending:
+    """A row handed to the sink and not yet settled: where it came from, for the dead-letter."""
+
+    chunk: Chunk
+    index: int  # row position inside the chunk's table
+    body_hash: str
+
+
+@dataclass
+class DeliverySink:
+    """Valid rows of a delivering run: ledger check, write-ahead in_flight, results recorded."""
+
+    ledger: Ledger
+    report: RunReport
+    deadletter: DeadLetterWriter
+    run_id: str
+    backlog: deque[tuple[Submission, str]] = field(default_factory=deque)
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
+    _outcomes: list[Outcome] = field(default_factory=list)
+
+    def accept(self, chunk: Chunk, rows: pa.Table) -> None:
+        """Sort the chunk's valid rows by their ledger state; queue the ones to send."""
+        if rows.num_rows == 0:
+            return
+        keys = rows.column("key").combine_chunks()
+        bodies = rows.column("body").combine_chunks()
+        hashes = blake2b_128_hex(bodies)
+        state = self.ledger.classify(keys, hashes)
+        self.report.add("duplicate", _count(state, "delivered"), "already_delivered")
+        self.report.add("duplicate", _count(state, "duplicate"), "already_delivered")
+        changed = pc.equal(state, "changed_after_delivery")
+        self.report.add("duplicate", _count(state, "changed_after_delivery"), "changed_after_delivery")
+        self.report.changed_after_delivery.extend(pc.filter(keys, changed).to_pylist())
+        gave_up = pc.equal(state, "gave_up")
+        if pc.any(gave_up).as_py():
+            self._dead_letter_gave_up(chunk, rows.filter(gave_up))
+        self.report.in_doubt_keys.extend(pc.filter(keys, pc.equal(state, "in_doubt")).to_pylist())
+
+        send = pc.is_in(state, value_set=pa.array(SEND))
+        chosen = rows.append_column("hash", hashes).filter(send)
+        positions = chosen.column("index").to_pylist()
+        for account, user, key, body, body_hash, index in zip(
+            chosen.column("account").to_pylist(),
+            chosen.column("user").to_pylist(),
+            chosen.column("key").to_pylist(),
+            chosen.column("body").to_pylist(),
+            chosen.column("hash").to_pylist(),
+            positions,
+            strict=True,
+        ):
+            self.pending[key] = _Pending(chunk, index, body_hash)
+            self.backlog.append((Submission(key, account, user, body.encode()), body_hash))
+        self.arrived.set()
+
+    async def submissions(self) -> AsyncIterator[Submission]:
+        """Hand rows to the client, writing each small batch in_flight before it can be sent."""
+        while True:
+            while not self.backlog:
+                if self.closed:
+                    return
+                self.drained.set()
+                self.arrived.clear()
+                await self.arrived.wait()
+            batch = [self.backlog.popleft() for _ in range(min(_MARK_BATCH, len(self.backlog)))]
+            self.ledger.mark_in_flight(
+                pa.array([s.key for s, _ in batch]), pa.array([h for _, h in batch]), self.run_id
+            )
+            for submission, _ in batch:
+                yield submission
+            if len(self.backlog) < _MARK_BATCH:
+                self.drained.set()
+
+    def on_result(self, result: Result) -> None:
+        """Count and record one result; failed rows go to the dead-letter file."""
+        row = self.pending.pop(result.key)
+        if result.outcome == "delivered":
+            self.report.add("delivered")
+        elif result.outcome == "duplicate":
+            self.report.add("duplicate", reason=result.code or "http_409")
+        else:
+            self.report.add("failed", reason=result.code)
+            self._failed_rows.append((row, result))
+        self._outcomes.append(
+            Outcome(
+                key=result.key,
+                outcome=result.outcome,
+                http_status=result.http_status,
+                remote_id=result.remote_id,
+                error_code=result.code,
+                message=result.message,
+                attempts=result.attempts,
+            )
+        )
+        if len(self._outcomes) >= _MARK_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit recorded outcomes and write failed rows to the dead-letter file."""
+        if self._outcomes:
+            self.ledger.record(self._outcomes, self.run_id)
+            self._outcomes = []
+        if self._failed_rows:
+            self.deadletter.write(_failed_table(self._failed_rows))
+            self._failed_rows = []
+
+    def settle_unsent(self) -> None:
+        """Rows accepted but never sent (the run stopped) are pending; the ledger forgets them."""
+        unsent = [s.key for s, _ in self.backlog]
+        self.backlog.clear()
+        if unsent:
+            self.ledger.unmark(unsent)
+        self.report.add("pending", len(self.pending))
+        self.pending.clear()
+
+    def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
+        n = rows.num_rows
+        self.report.add("failed", n, "gave_up")
+        table = chunk.batch.table.take(rows.column("index"))
+        message = "failed in 3 runs; lms-sync ledger --retry-failed sends it again"
+        extra = {
+            "_dl_stage": pa.repeat("deliver", n),
+            "_dl_error_code": pa.repeat("gave_up", n),
+            "_dl_error_message": pa.repeat(message, n),
+            "_dl_errors": pa.repeat(orjson.dumps([{"code": "gave_up", "field": None, "message": message}]).decode(), n),
+            "_dl_source_file": pa.repeat(str(chunk.source), n),
+            "_dl_source_row": rows.column("row").combine_chunks(),
+        }
+        for name, column in extra.items():
+            table = table.append_column(name, column)
+        self.deadletter.write(table)
+
+
+async def deliver_run(
+    plan: RunPlan,
+    client: StackOneClient,
+    ledger: Ledger,
+    *,
+    out: Path | None,
+    target: str,
+    stop: asyncio.Event | None = None,
+    wait: bool = False,
+    check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+) -> RunReport:
+    """Deliver every valid row of the plan's sources; the report is written however it ends."""
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    folder = run_folder(out, run_id)
+    report = RunReport(run_id, "deliver", target, [str(p) for p in plan.sources], started)
+    report.folder = folder
+    deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
+    sink = DeliverySink(ledger, report, deadletter, run_id)
+    stop = stop or asyncio.Event()
+    tracker = RepeatTracker(plan.spec.repeats)
+
+    async def produce() -> None:
+        try:
+            if plan.spec.repeats == "last":
+                await asyncio.to_thread(prime_repeats, plan, tracker, started)
+            chunks = iter_chunks(plan)
+            while not stop.is_set():
+                chunk = await asyncio.to_thread(next, chunks, None)
+                if chunk is None:
+                    break
+                checked = await asyncio.to_thread(check, chunk, plan, started)
+                settle_chunk(chunk, checked, tracker, report, deadletter, sink)
+                while len(sink.backlog) > plan.batch_rows and not stop.is_set():
+                    sink.drained.clear()
+                    await sink.drained.wait()
+        finally:
+            sink.closed = True
+            sink.arrived.set()
+
+    ledger.acquire(run_id, wait)
+    try:
+        producer = asyncio.create_task(produce())
+        try:
+            await client.deliver(sink.submissions(), sink.on_result, stop=stop)
+        except LmsSyncError as exc:
+            report.aborted = str(exc)
+            stop.set()
+        finally:
+            if not producer.done():
+                stop.set()
+                sink.arrived.set()
+                sink.drained.set()
+            await asyncio.gather(producer, return_exceptions=False)
+        if stop.is_set() and report.aborted is None:
+            report.aborted = "interrupted"
+        sink.flush()
+        sink.settle_unsent()
+    finally:
+        stats = client.stats
+        report.requests_sent, report.status_429, report.retries = stats.sent, stats.status_429, stats.retries
+        deadletter.close()
+        ledger.release()
+        report.finished_at = datetime.now(UTC)
+        report.deadletter = {"csv": str(deadletter.csv_path), "parquet": str(deadletter.parquet_path)}
+        report.write(folder / "report.json")
+    return report
+
+
+def _count(state: pa.Array, value: str) -> int:
+    return int(pc.sum(pc.cast(pc.equal(state, value), pa.int64())).as_py() or 0)
+
+
+def _errors_json(result: Result) -> str:
+    error = {"code": result.code, "field": None, "message": result.message, "http_status": result.http_status}
+    return orjson.dumps([error]).decode()
+
+
+def _failed_table(failed: list[tuple[_Pending, Result]]) -> pa.Table:
+    """Dead-letter rows for delivery failures: original columns plus the server's reason."""
+    tables = []
+    for pending, result in failed:
+        table = pending.chunk.batch.table.slice(pending.index, 1)
+        extra = {
+            "_dl_stage": ["deliver"],
+            "_dl_error_code": [result.code],
+            "_dl_error_message": [result.message],
+            "_dl_errors": [_errors_json(result)],
+            "_dl_http_status": pa.array([result.http_status], pa.int32()),
+            "_dl_attempts": pa.array([result.attempts], pa.int32()),
+            "_dl_source_file": [str(pending.chunk.source)],
+            "_dl_source_row": pa.array([pending.chunk.batch.rows[pending.index].as_py()], pa.int64()),
+        }
+        for name, column in extra.items():
+            table = table.append_column(name, pa.array(column) if isinstance(column, list) else column)
+        tables.append(table)
+    return pa.concat_tables(tables, promote_options="permissive")
