@@ -504,7 +504,7 @@ class StackOneClient:
                 error = self._redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
                 if failures >= self._max_attempts:
                     return self._unanswered(_Answer(None, attempts, error, exhausted=True))
-                logger.debug("retrying %s %s after %s", method, path, error)
+                logger.debug("retrying a %s after %s", method, error)
                 await self._wait(self._sleep(self._backoff(failures)), halt)
                 continue
             except httpx.HTTPError as exc:  # not retryable: a bad URL, protocol or header
@@ -527,7 +527,7 @@ class StackOneClient:
                 failures += 1
                 if failures >= self._max_attempts:
                     return _Answer(response, attempts, exhausted=True)
-                logger.debug("retrying %s %s after HTTP %d", method, path, status)
+                logger.debug("retrying a %s after HTTP %d", method, status)
                 await self._wait(self._sleep(self._backoff(failures)), halt)
                 continue
             return _Answer(response, attempts)

@@ -325,6 +325,9 @@ class Ledger:
             raise ValueError(f"{len(key_bytes)} keys but {len(hash_bytes)} body hashes")
         known = self._snapshot()
         hi, lo = _halves(key_bytes)
+        order = np.argsort(hi)  # searching in key order keeps the binary searches cache-warm
+        hi, lo, key_bytes = hi[order], lo[order], key_bytes[order]
+        hash_bytes, hash_valid = hash_bytes[order], hash_valid[order]
         codes = np.full(len(hi), _NEW, dtype=np.int8)
         at = known.delivered.find(hi, lo)
         hit = at >= 0
@@ -336,6 +339,7 @@ class Ledger:
         mine = known.written_since(hi)
         if mine.any():
             codes[mine] = self._classify_in_db(key_bytes[mine], hash_bytes[mine], hash_valid[mine])
+        codes[order] = codes.copy()
         return pc.take(pa.array(STATUSES), pa.array(codes))
 
     def lookup(self, key: str) -> dict[str, Any] | None:
@@ -510,7 +514,8 @@ class Ledger:
                 f"SELECT count(*) FROM deliveries WHERE target_id = ? AND outcome = {_DONE}",
                 (self._target_id,),
             ).fetchone()[0]
-            keys = np.empty((total, 16), dtype=np.uint8)
+            hi = np.empty(total, dtype=np.uint64)
+            lo = np.empty(total, dtype=np.uint64)
             bodies = np.empty((total, 16), dtype=np.uint8)
             filled = 0
             for first in range(256):
@@ -522,8 +527,9 @@ class Ledger:
                     continue
                 if filled + n > total or len(key_blob) != 16 * n or len(body_blob) != 16 * n:
                     raise RuntimeError(f"{self.path}: malformed keys in the ledger")
-                keys[filled : filled + n] = np.frombuffer(key_blob, np.uint8).reshape(n, 16)
-                bodies[filled : filled + n] = np.frombuffer(body_blob, np.uint8).reshape(n, 16)
+                part = slice(filled, filled + n)
+                hi[part], lo[part] = _halves(np.frombuffer(key_blob, np.uint8).reshape(n, 16))
+                bodies[part] = np.frombuffer(body_blob, np.uint8).reshape(n, 16)
                 filled += n
             other_rows = db.execute(
                 f"""SELECT key, outcome FROM deliveries WHERE target_id = ?
@@ -532,11 +538,15 @@ class Ledger:
             ).fetchall()
         finally:
             db.execute("COMMIT")
+        delivered, order = _KeySet.build(hi[:filled], lo[:filled])
+        if order is not None:
+            bodies = bodies[:filled][order]
         other_keys = np.frombuffer(b"".join(k for k, _ in other_rows), np.uint8).reshape(-1, 16)
         other_status = np.array([_STATUS_OF[o] for _, o in other_rows], dtype=np.int8)
-        delivered, order = _KeySet.build(keys[:filled])
-        others, other_order = _KeySet.build(other_keys)
-        return _Snapshot(delivered, bodies[:filled][order], others, other_status[other_order])
+        others, other_order = _KeySet.build(*_halves(other_keys))
+        if other_order is not None:
+            other_status = other_status[other_order]
+        return _Snapshot(delivered, bodies[:filled], others, other_status)
 
     def _classify_in_db(
         self,
@@ -589,14 +599,12 @@ class _KeySet:
     shared_hi: bool  # two keys share their first 8 bytes (astronomically rare, but handled)
 
     @classmethod
-    def build(cls, key_bytes: npt.NDArray[np.uint8]) -> tuple[_KeySet, npt.NDArray[np.intp]]:
-        """The sorted set and the permutation that sorted it (to reorder values alongside)."""
-        hi, lo = _halves(key_bytes)
-        if len(hi) > 1 and bool(
-            np.all((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] > lo[:-1])))
-        ):
-            order = np.arange(len(hi))  # the ledger hands keys over in order already
-        else:
+    def build(
+        cls, hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]
+    ) -> tuple[_KeySet, npt.NDArray[np.intp] | None]:
+        """The sorted set, and the permutation that sorted it (None: it came in order)."""
+        order = None
+        if not bool(np.all((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] > lo[:-1])))):
             order = np.lexsort((lo, hi))
             hi, lo = hi[order], lo[order]
         return cls(hi, lo, bool(np.any(hi[1:] == hi[:-1]))), order
@@ -667,6 +675,8 @@ def _as_16_bytes(
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     valid = np.ones(len(values), dtype=bool)
+    if len(values) == 0:
+        return np.empty((0, 16), dtype=np.uint8), valid
     if values.null_count:
         if not nulls:
             raise ValueError(f"{what} must not contain nulls")
@@ -688,8 +698,6 @@ def _as_16_bytes(
 def _fixed_width(values: pa.Array, what: str) -> npt.NDArray[np.uint8]:
     """The values' bytes as an (n, width) view, when every value has the same width."""
     n, kind = len(values), values.type
-    if n == 0:
-        return np.empty((0, 16), dtype=np.uint8)
     if pa.types.is_fixed_size_binary(kind):
         width = kind.byte_width
         raw = np.frombuffer(values.buffers()[1], np.uint8, n * width, values.offset * width)

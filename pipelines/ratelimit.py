@@ -13,10 +13,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-__all__ = ["RateLimiter", "parse_rate_limit"]
+__all__ = ["DEFAULT_MARGIN", "RateLimiter", "parse_rate_limit"]
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|m|h)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+DEFAULT_MARGIN = 0.05  # a slot stays taken this long (at most 1 % of S) past the window
 _MIN_SLEEP = 1e-6  # a wait rounded to nothing would spin on a clock that only moves when slept
 
 
@@ -38,7 +39,8 @@ class RateLimiter:
     """Async limiter: ``await acquire()`` (or ``async with``) before each request is started.
 
     It keeps the start times of the last N grants; a new grant waits until the oldest is S seconds
-    old, so any S-second window holds at most N starts. Waiters are served in arrival order.
+    old (plus ``margin``, default 1 % of S up to 50 ms, so a send a few ms after its grant still
+    keeps the limit), so any S-second window holds at most N starts. Waiters go in arrival order.
     """
 
     def __init__(
@@ -48,11 +50,13 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        margin: float | None = None,
     ) -> None:
-        if max_requests < 1 or period <= 0:
-            raise ValueError("a rate limit needs max_requests >= 1 and period > 0")
+        if max_requests < 1 or period <= 0 or (margin is not None and margin < 0):
+            raise ValueError("a rate limit needs max_requests >= 1, period > 0 and margin >= 0")
         self.max_requests = max_requests
         self.period = period
+        self.margin = min(DEFAULT_MARGIN, period / 100) if margin is None else margin
         self.acquired = 0
         self._clock = clock
         self._sleep = sleep
@@ -67,10 +71,11 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        margin: float | None = None,
     ) -> RateLimiter:
         """Build from ``N/Ss`` text such as ``"950/60s"``."""
         requests, period = parse_rate_limit(text)
-        return cls(requests, period, clock=clock, sleep=sleep)
+        return cls(requests, period, clock=clock, sleep=sleep, margin=margin)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.max_requests}/{self.period:g}s, acquired={self.acquired})"
@@ -96,8 +101,8 @@ class RateLimiter:
                 wait = self._paused_until - now
                 if len(self._starts) == self.max_requests:
                     elapsed = now - self._starts[0]  # compared as a difference: exact at the edge
-                    if elapsed < self.period:
-                        wait = max(wait, self.period - elapsed)
+                    if elapsed < self.period + self.margin:
+                        wait = max(wait, self.period + self.margin - elapsed)
                 if wait <= 0:
                     break
                 await self._sleep(max(wait, _MIN_SLEEP))

@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+from pipelines.errors import SettingsError
 from pipelines.report import RunReport
 from pipelines.settings import Settings
 from pipelines.steps import RunPlan
@@ -32,6 +33,8 @@ def execute(
     use_prefect: bool = False,
 ) -> RunReport:
     """Run ``plan``; SIGINT/SIGTERM stop a delivering run in order (report written, rest pending)."""
+    if not dry_run and settings.api_key is None:
+        raise SettingsError("STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)")
     if use_prefect:
         for name, value in PREFECT_DEFAULTS.items():
             os.environ.setdefault(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +18,12 @@ from pipelines.readers import SourceBatch, detect_format, expand_sources, iter_b
 from pipelines.repeats import RepeatTracker
 from pipelines.report import RunReport
 from transforms.errors import MappingError
+from transforms.keys import warm_kernel
 from transforms.mapping import MappingSpec, check_columns, parse_mapping
 from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows, check_rows
 
 DEFAULT_BATCH_ROWS = 131_072
+LARGE_INPUT_BYTES = 256 * 1024 * 1024  # ~2.5 M rows: from here the numba key kernel pays off
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ def plan_run(
 
 def iter_chunks(plan: RunPlan) -> Iterator[Chunk]:
     """Stream every source in record batches, numbering rows across the whole run."""
+    if sum(path.stat().st_size for path in plan.sources) >= LARGE_INPUT_BYTES:
+        # Loading the vectorised key hasher costs seconds; worth it only for big inputs.
+        threading.Thread(target=warm_kernel, name="warm-key-kernel", daemon=True).start()
     ordinal = 0
     source = plan.spec.source
     for path in plan.sources:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,8 +29,11 @@ __all__ = [
 ]
 
 SEPARATOR = "\x1f"
-KERNEL_MIN_ROWS = 20_000  # below this the hashlib loop beats the kernel's call overhead
-THREADED_MIN_ROWS = 200_000  # above this the kernel runs on two threads (it releases the GIL)
+# Below this many rows the hashlib loop is used; the first larger call imports numba and loads
+# the kernel from its disk cache (about 2 s of CPU; about 6 s to compile when the cache is cold).
+KERNEL_MIN_ROWS = 20_000
+# From this many rows the work is split over two threads (Arrow and the kernel release the GIL).
+THREADED_MIN_ROWS = 200_000
 _DIGEST_SIZE = 16
 _HEX_WIDTH = 2 * _DIGEST_SIZE
 
@@ -49,6 +53,8 @@ _IV = np.array(
 )
 # Parameter block word 0 for an unkeyed 16-byte digest: fanout 1, depth 1, key length 0.
 _PARAM0 = np.uint64(0x01010000 ^ _DIGEST_SIZE)
+_MAX_KERNEL_ROWS = (2**31 - 1) // _HEX_WIDTH  # 32-bit offsets of the hex string array
+_KERNEL_LOCK = threading.Lock()
 # "00".."ff" as little-endian uint16 pairs, so a digest byte indexes its two hex characters.
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
 
@@ -100,14 +106,18 @@ def blake2b_128_hex(
 def warm_kernel() -> bool:
     """Import numba and load (or compile) the kernel now; False where only hashlib is available.
 
-    The first large call does this itself; a CLI may call it early, e.g. while a file is read.
+    Until it has run, every column is hashed with hashlib; a large run calls it in a thread.
     """
     return _ready_kernel() is not None
 
 
 def _hasher(rows: int, kernel_min_rows: int) -> Callable[[pa.Array], pa.Array]:
-    """The kernel for a column of ``rows`` rows when that is worth it and works, else hashlib."""
-    kernel = _ready_kernel() if rows >= kernel_min_rows else None
+    """The kernel for a column of ``rows`` rows when it is loaded already, else hashlib.
+
+    Loading numba costs 2-6 s, more than it saves below a few million rows, so nothing here
+    waits for it: a large run calls ``warm_kernel`` in the background and switches when ready.
+    """
+    kernel = _loaded_kernel() if rows >= kernel_min_rows else None
     if kernel is None:
         return _hashlib_hex
     return functools.partial(_kernel_hex, kernel)
@@ -192,7 +202,7 @@ def _kernel_digests(kernel: Any, values: pa.Array) -> np.ndarray:
     offset_type = np.int64 if _is_large(values.type) else np.int32
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[values.offset :][: n + 1]
     offsets = _read_only(offsets.astype(np.int64, copy=False))  # always the one compiled type
-    data = np.frombuffer(data_buffer or b"", dtype=np.uint8)
+    data = _read_only(np.frombuffer(data_buffer or b"", dtype=np.uint8))  # Arrow output is mutable
     kernel(offsets, data, digests)
     return digests
 
@@ -200,6 +210,8 @@ def _kernel_digests(kernel: Any, values: pa.Array) -> np.ndarray:
 def _hex_array(digests: np.ndarray, values: pa.Array) -> pa.Array:
     """A string array of 32-character hex from (n, 16) digests, nulls where ``values`` has them."""
     n = len(digests)
+    if n > _MAX_KERNEL_ROWS:
+        raise ValueError(f"{n} rows exceed one string array's {_MAX_KERNEL_ROWS}: hash in chunks")
     text = _HEX_PAIRS.take(digests)  # (n, 16) uint16: two ASCII characters per digest byte
     offsets = np.arange(0, _HEX_WIDTH * (n + 1), _HEX_WIDTH, dtype=np.int32)
     validity = None
@@ -219,8 +231,24 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@functools.cache
+def _loaded_kernel() -> Any:
+    """The kernel if some thread has finished loading it, else None (never waits)."""
+    if not _KERNEL_LOCK.acquire(blocking=False):
+        return None
+    try:
+        return _load_kernel() if _load_kernel.cache_info().currsize else None
+    finally:
+        _KERNEL_LOCK.release()
+
+
 def _ready_kernel() -> Any:
+    """The numba kernel (see ``_load_kernel``), loaded by one thread while others wait."""
+    with _KERNEL_LOCK:
+        return _load_kernel()
+
+
+@functools.cache
+def _load_kernel() -> Any:
     """The numba kernel, imported and compiled (or loaded from its disk cache) on first use.
 
     None where numba is missing, fails to compile, or the host is big-endian: hashlib then.
@@ -234,13 +262,13 @@ def _ready_kernel() -> Any:
 
         _G = numba.njit(_mix)  # resolved by the kernel when it compiles
         kernel = numba.njit(cache=True, nogil=True)(_blake2b_128)
-        probe = _read_only(np.array([0, 3], dtype=np.int64))
-        kernel(
-            probe, _read_only(np.frombuffer(b"abc", dtype=np.uint8)), np.empty((1, 16), np.uint8)
-        )
+        offsets = _read_only(np.array([0, 3], dtype=np.int64))
+        digest = np.empty((1, _DIGEST_SIZE), dtype=np.uint8)
+        kernel(offsets, _read_only(np.frombuffer(b"abc", dtype=np.uint8)), digest)
     except Exception:  # any import or compile failure: keep working, only slower
         return None
-    return kernel
+    expected = hashlib.blake2b(b"abc", digest_size=_DIGEST_SIZE).digest()
+    return kernel if digest.tobytes() == expected else None
 
 
 def _mix(a: Any, b: Any, c: Any, d: Any, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:

@@ -609,8 +609,8 @@ def test_missing_column_exits_2_naming_the_column(tmp_path: Path) -> None:
     assert not folder.exists()
 
 
-def test_run_without_dry_run_says_delivery_is_not_configured(tmp_path: Path) -> None:
-    """Delivery is not wired yet: ``run`` without --dry-run exits 2 and says so."""
+def test_delivery_without_api_key_exits_2_before_anything(tmp_path: Path) -> None:
+    """A delivering run without STACKONE_API_KEY exits 2 naming it, before any file is written."""
     folder = tmp_path / "run"
     result = invoke(
         "run",
@@ -621,8 +621,7 @@ def test_run_without_dry_run_says_delivery_is_not_configured(tmp_path: Path) -> 
         str(folder),
     )
     assert result.exit_code == 2
-    assert "delivery is not configured" in result.stderr
-    assert "--dry-run" in result.stderr
+    assert "STACKONE_API_KEY" in result.stderr
     assert not folder.exists()
 
 

@@ -186,7 +186,7 @@ def test_injected_sleep_is_used_for_waits() -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(2, 1.0, clock=lambda: now[0], sleep=fake_sleep)
+    limiter = RateLimiter(2, 1.0, clock=lambda: now[0], sleep=fake_sleep, margin=0.0)
 
     async def main() -> None:
         for _ in range(3):
@@ -197,6 +197,14 @@ def test_injected_sleep_is_used_for_waits() -> None:
     assert limiter.acquired == 3
     assert slept == [1.0]
     assert now[0] == 1.0
+
+
+def test_the_margin_keeps_a_slot_a_little_past_the_window() -> None:
+    """By default a slot frees 1 % of S (at most 50 ms) after the window, absorbing send lag."""
+    assert RateLimiter(5, 1.0).margin == pytest.approx(0.01)
+    assert RateLimiter(950, 60.0).margin == pytest.approx(0.05)
+    starts, _ = simulate(3, 10.0, 3, 6, lambda: 0.0)
+    assert starts[:6] == pytest.approx([0.0, 0.0, 0.0, 10.05, 10.05, 10.05])
 
 
 def test_real_clock_spaces_grants_by_the_window() -> None:

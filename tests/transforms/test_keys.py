@@ -37,6 +37,12 @@ def reference(values: Sequence[bytes | str | None]) -> list[str | None]:
     ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _kernel_loaded() -> None:
+    """Columns use the kernel only once it is loaded: load it before the kernel tests."""
+    warm_kernel()
+
+
 def test_numba_kernel_is_available() -> None:
     """The kernel loads here, so the kernel tests below really exercise it (not the fallback)."""
     assert warm_kernel() is True
@@ -169,7 +175,7 @@ ROW = st.tuples(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(ROW, max_size=30), st.sampled_from([1, 2]))
 def test_idempotency_keys_equal_key_of_row_by_row(
     rows: list[tuple[str | None, str | None, str | None, str | None]], threads: int
