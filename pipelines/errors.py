@@ -4,6 +4,7 @@
     ├── MappingError             (transforms.errors) the mapping file is wrong   terminal, exit 2
     ├── SourceError              a source file cannot be read at all             terminal, exit 2
     ├── SettingsError            a setting the run needs is missing or wrong     terminal, exit 2
+    ├── LockError                another run holds the ledger for this target    terminal, exit 2
     ├── ApiError                 a user lookup was refused or ran out of retries row-level, exit 1
     └── AbortError               the API says stop: 501, unreachable, …          terminal, exit 3
         └── AuthError            the API key or account is refused (401/403)     terminal, exit 3
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from transforms.errors import LmsSyncError
 
-__all__ = ["AbortError", "ApiError", "AuthError", "SettingsError", "SourceError"]
+__all__ = ["AbortError", "ApiError", "AuthError", "LockError", "SettingsError", "SourceError"]
 
 
 class SourceError(LmsSyncError):
@@ -84,4 +85,3 @@ class LockError(LmsSyncError):
         self.since = since
 
 
-__all__ += ["LockError"]  # appended by the ledger helper: fold into the sorted list above
