@@ -6,7 +6,7 @@ Generates an export (CSV and Parquet) under bench/out/, then times in one run: a
 read (every column as text), the dry run end to end on the CSV and on the Parquet file (read →
 convert → validate → payloads.jsonl + dead-letter + report), and a naive loop (pandas itertuples +
 one pydantic model per row + isodate). Peak memory is measured in child processes for two file
-sizes, to show whether it grows with the file. Targets (issue 2): dry run ≥ 1 M rows/s, ≥ 20× the
+sizes, to show whether it grows with the file. Targets (issue 2): dry run ≥ 1 M rows/s, ≥ 20x the
 naive loop, ≥ 1/8 of the bare read.
 """
 
@@ -64,12 +64,16 @@ def generate(rows: int, folder: Path) -> tuple[Path, Path]:
     table = pa.table(
         {
             "user_id": pa.array(np.char.add("u", rng.integers(0, 50_000, rows).astype(str))),
-            "course_code": pa.array(np.char.add("COURSE-", rng.integers(0, 3_000, rows).astype(str))),
+            "course_code": pa.array(
+                np.char.add("COURSE-", rng.integers(0, 3_000, rows).astype(str))
+            ),
             "completed_at": pa.array(stamps),
             "minutes": pa.array(minutes.astype(str)),
             "status": pa.array(statuses),
             "score": pa.array(rng.integers(0, 101, rows).astype(str)),
-            "department": pa.array(np.array(["Sales", "Ops", "R&D", "HR"])[rng.integers(0, 4, rows)]),
+            "department": pa.array(
+                np.array(["Sales", "Ops", "R&D", "HR"])[rng.integers(0, 4, rows)]
+            ),
         }
     )
     pacsv.write_csv(table, csv_path)
@@ -124,9 +128,13 @@ def naive_seconds(path: Path, rows: int) -> float:
                 when = datetime.fromisoformat(row.completed_at).replace(tzinfo=zone).astimezone(UTC)
                 model = CompletionRequest(
                     learning_object_external_reference=row.course_code,
-                    completed_at=when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
+                    completed_at=when.strftime("%Y-%m-%dT%H:%M:%S.")
+                    + f"{when.microsecond // 1000:03d}Z",
                     time_spent=isodate.duration_isoformat(isodate.parse_duration(f"PT{minutes}M")),
-                    result={"value": statuses[row.status.strip().lower()], "source_value": row.status},
+                    result={
+                        "value": statuses[row.status.strip().lower()],
+                        "source_value": row.status,
+                    },
                     score={"percentage": float(row.score), "raw_value": row.score},
                     passthrough={"department": row.department},
                 )
@@ -151,7 +159,10 @@ def peak_memory_mb(rows: int) -> float:
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(ROOT), str(rows)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, str(ROOT), str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -161,7 +172,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--naive-rows", type=int, default=200_000)
-    parser.add_argument("--memory-rows", type=int, default=3_000_000, help="0 skips the memory check")
+    parser.add_argument(
+        "--memory-rows", type=int, default=3_000_000, help="0 skips the memory check"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -185,8 +198,12 @@ def main() -> None:
     print(f"target 1 M rows/s     : {'met' if csv_rate >= 1_000_000 else 'NOT met'}")
     if args.memory_rows:
         small, large = peak_memory_mb(args.rows), peak_memory_mb(args.memory_rows)
-        print(f"peak RSS: {small:,.0f} MB at {args.rows:,} rows, {large:,.0f} MB at {args.memory_rows:,} rows")
-    print(f"this process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+        print(
+            f"peak RSS: {small:,.0f} MB at {args.rows:,} rows, {large:,.0f} MB at {args.memory_rows:,} rows"
+        )
+    print(
+        f"this process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+    )
 
 
 if __name__ == "__main__":

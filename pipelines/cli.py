@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-
-from pydantic import ValidationError
 
 from pipelines.readers import expand_sources
 from pipelines.report import OUTCOMES
@@ -36,27 +35,46 @@ SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 DEMO_RUNS = [
     (CONFIG / "cornerstone_transcript.yaml", SAMPLES / "cornerstone_transcript.csv"),
     (CONFIG / "workday_learning.yaml", SAMPLES / "workday_learning.csv"),
-    (CONFIG / "successfactors_learning_history.yaml", SAMPLES / "successfactors_learning_history.csv"),
+    (
+        CONFIG / "successfactors_learning_history.yaml",
+        SAMPLES / "successfactors_learning_history.csv",
+    ),
     (CONFIG / "moodle_scorm_tracks.yaml", SAMPLES / "moodle_scorm_tracks.parquet"),
 ]
 
 SourcesArg = Annotated[list[str], typer.Argument(help="Export files, directories or globs.")]
-MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML (config/mappings/).")]
+MappingOpt = Annotated[
+    Path, typer.Option("--mapping", "-m", help="Mapping YAML (config/mappings/).")
+]
 
 
 @app.command()
 def run(
     sources: SourcesArg,
     mapping: MappingOpt,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")] = None,
-    base_url: Annotated[str | None, typer.Option(help="StackOne base URL [env STACKONE_BASE_URL].")] = None,
-    rate_limit: Annotated[str | None, typer.Option(help="N/Ss, e.g. 950/60s [env LMS_SYNC_RATE_LIMIT].")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="StackOne base URL [env STACKONE_BASE_URL].")
+    ] = None,
+    rate_limit: Annotated[
+        str | None, typer.Option(help="N/Ss, e.g. 950/60s [env LMS_SYNC_RATE_LIMIT].")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
     ledger: Annotated[Path, typer.Option(help="State ledger (SQLite).")] = DEFAULT_LEDGER,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run holding the ledger.")] = False,
-    prefect: Annotated[bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for another run holding the ledger.")
+    ] = False,
+    prefect: Annotated[
+        bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print report.json to stdout.")
+    ] = False,
 ) -> None:
     """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
@@ -92,7 +110,9 @@ def run(
 @app.command("check-mapping")
 def check_mapping(
     mapping: Annotated[Path, typer.Argument(help="Mapping YAML to check.")],
-    sources: Annotated[list[str] | None, typer.Argument(help="Exports whose headers to check against.")] = None,
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Exports whose headers to check against.")
+    ] = None,
 ) -> None:
     """Check a mapping file (and, given exports, that every column it names exists).
 
@@ -116,9 +136,15 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
     rate_limit: Annotated[str, typer.Option(help="Per-key limit, N/Ss.")] = "1000/60s",
     latency_ms: Annotated[str, typer.Option(help="MEDIAN,P99 response latency in ms.")] = "0,0",
-    fault_rate: Annotated[float, typer.Option(help="Share of requests answered with a fault.")] = 0.0,
-    users: Annotated[Path | None, typer.Option(help="JSON list of users {id, email, external_reference}.")] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite file for stored completions (default in memory).")] = None,
+    fault_rate: Annotated[
+        float, typer.Option(help="Share of requests answered with a fault.")
+    ] = 0.0,
+    users: Annotated[
+        Path | None, typer.Option(help="JSON list of users {id, email, external_reference}.")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file for stored completions (default in memory).")
+    ] = None,
 ) -> None:
     """Serve the local StackOne sandbox API (key sandbox-key, account sandbox-account).
 
@@ -144,8 +170,12 @@ def sandbox(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo's run folders.")] = Path("data/runs/demo"),
-    prefect: Annotated[bool, typer.Option(help="Record the runs in Prefect's temporary local server.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder for the demo's run folders.")] = Path(
+        "data/runs/demo"
+    ),
+    prefect: Annotated[
+        bool, typer.Option(help="Record the runs in Prefect's temporary local server.")
+    ] = True,
 ) -> None:
     """Start the sandbox, deliver every sample export to it, print what happened, stop it.
 
@@ -210,7 +240,10 @@ def _print_summary(summary: dict[str, Any], folder: Path | None, json_output: bo
 
         sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    console.print(f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}", highlight=False)
+    console.print(
+        f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}",
+        highlight=False,
+    )
     table = Table(show_edge=False, box=None, padding=(0, 2))
     table.add_column("outcome")
     table.add_column("rows", justify="right")

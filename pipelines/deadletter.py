@@ -67,7 +67,10 @@ class DeadLetterWriter:
         table = self._conform(rows)
         self._parquet.write_table(table)
         self._csv.write_table(
-            pa.table([neutralise_formulas(c.combine_chunks()) for c in table.columns], names=table.column_names)
+            pa.table(
+                [neutralise_formulas(c.combine_chunks()) for c in table.columns],
+                names=table.column_names,
+            )
         )
         self.rows += rows.num_rows
 

@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 from pipelines.client import Result, StackOneClient, Submission
 from pipelines.deadletter import DeadLetterWriter
 from pipelines.ledger import Ledger, Outcome
+from pipelines.repeats import RepeatTracker
 from pipelines.report import RunReport
 from pipelines.runs import new_run_id, run_folder
 from pipelines.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, settle_chunk
-from pipelines.repeats import RepeatTracker
 from transforms.errors import LmsSyncError
 from transforms.keys import blake2b_128_hex
 from transforms.validation import CheckedRows
@@ -70,7 +70,9 @@ class DeliverySink:
         self.report.add("duplicate", _count(state, "delivered"), "already_delivered")
         self.report.add("duplicate", _count(state, "duplicate"), "already_delivered")
         changed = pc.equal(state, "changed_after_delivery")
-        self.report.add("duplicate", _count(state, "changed_after_delivery"), "changed_after_delivery")
+        self.report.add(
+            "duplicate", _count(state, "changed_after_delivery"), "changed_after_delivery"
+        )
         self.report.changed_after_delivery.extend(pc.filter(keys, changed).to_pylist())
         gave_up = pc.equal(state, "gave_up")
         if pc.any(gave_up).as_py():
@@ -162,7 +164,9 @@ class DeliverySink:
             "_dl_stage": pa.repeat("deliver", n),
             "_dl_error_code": pa.repeat("gave_up", n),
             "_dl_error_message": pa.repeat(message, n),
-            "_dl_errors": pa.repeat(orjson.dumps([{"code": "gave_up", "field": None, "message": message}]).decode(), n),
+            "_dl_errors": pa.repeat(
+                orjson.dumps([{"code": "gave_up", "field": None, "message": message}]).decode(), n
+            ),
             "_dl_source_file": pa.repeat(str(chunk.source), n),
             "_dl_source_row": rows.column("row").combine_chunks(),
         }
@@ -231,11 +235,18 @@ async def deliver_run(
         sink.settle_unsent()
     finally:
         stats = client.stats
-        report.requests_sent, report.status_429, report.retries = stats.sent, stats.status_429, stats.retries
+        report.requests_sent, report.status_429, report.retries = (
+            stats.sent,
+            stats.status_429,
+            stats.retries,
+        )
         deadletter.close()
         ledger.release()
         report.finished_at = datetime.now(UTC)
-        report.deadletter = {"csv": str(deadletter.csv_path), "parquet": str(deadletter.parquet_path)}
+        report.deadletter = {
+            "csv": str(deadletter.csv_path),
+            "parquet": str(deadletter.parquet_path),
+        }
         report.write(folder / "report.json")
     return report
 
@@ -245,7 +256,12 @@ def _count(state: pa.Array, value: str) -> int:
 
 
 def _errors_json(result: Result) -> str:
-    error = {"code": result.code, "field": None, "message": result.message, "http_status": result.http_status}
+    error = {
+        "code": result.code,
+        "field": None,
+        "message": result.message,
+        "http_status": result.http_status,
+    }
     return orjson.dumps([error]).decode()
 
 
@@ -262,9 +278,13 @@ def _failed_table(failed: list[tuple[_Pending, Result]]) -> pa.Table:
             "_dl_http_status": pa.array([result.http_status], pa.int32()),
             "_dl_attempts": pa.array([result.attempts], pa.int32()),
             "_dl_source_file": [str(pending.chunk.source)],
-            "_dl_source_row": pa.array([pending.chunk.batch.rows[pending.index].as_py()], pa.int64()),
+            "_dl_source_row": pa.array(
+                [pending.chunk.batch.rows[pending.index].as_py()], pa.int64()
+            ),
         }
         for name, column in extra.items():
-            table = table.append_column(name, pa.array(column) if isinstance(column, list) else column)
+            table = table.append_column(
+                name, pa.array(column) if isinstance(column, list) else column
+            )
         tables.append(table)
     return pa.concat_tables(tables, promote_options="permissive")

@@ -58,6 +58,9 @@ def dry_run(
         payloads.close()
         deadletter.close()
         report.finished_at = datetime.now(UTC)
-        report.deadletter = {"csv": str(deadletter.csv_path), "parquet": str(deadletter.parquet_path)}
+        report.deadletter = {
+            "csv": str(deadletter.csv_path),
+            "parquet": str(deadletter.parquet_path),
+        }
         report.write(folder / "report.json")
     return report

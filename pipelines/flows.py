@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact
@@ -52,7 +51,14 @@ async def sync_completions(
         )
     else:
         report = await deliver_run(
-            plan, client, ledger, out=out, target=target, stop=stop, wait=wait, check=check_chunk_task
+            plan,
+            client,
+            ledger,
+            out=out,
+            target=target,
+            stop=stop,
+            wait=wait,
+            check=check_chunk_task,
         )
     await acreate_markdown_artifact(
         key="lms-sync-run-summary",
@@ -71,7 +77,7 @@ def summary_markdown(report: RunReport) -> str:
         "",
         f"Target `{summary['target']}` · rows read **{summary['rows_read']:,}** · "
         f"{summary['rows_per_second']:,} rows/s · requests {requests['sent']:,} "
-        f"({requests['per_second']}/s, {requests['status_429']} × 429, {requests['retries']} retries)",
+        f"({requests['per_second']}/s, {requests['status_429']} x 429, {requests['retries']} retries)",
         "",
         "| outcome | rows |",
         "|---|---:|",
@@ -84,5 +90,7 @@ def summary_markdown(report: RunReport) -> str:
         lines.append("")
     if summary["aborted"]:
         lines.append(f"**Stopped early:** {summary['aborted']}")
-    lines.append(f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`")
+    lines.append(
+        f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`"
+    )
     return "\n".join(lines)

@@ -30,7 +30,9 @@ class RepeatTracker:
     def repeats(self, keys: pa.Array, ordinals: pa.Array) -> pa.Array:
         """Boolean per row: true where the row's key is kept from another row (nulls: false)."""
         if self.keep == "last":
-            kept = pa.array([self._last.get(k, -1) if k is not None else -1 for k in keys.to_pylist()])
+            kept = pa.array(
+                [self._last.get(k, -1) if k is not None else -1 for k in keys.to_pylist()]
+            )
             return pc.and_(pc.is_valid(keys), pc.not_equal(kept, ordinals))
         positions = pa.array(range(len(keys)), pa.int64())
         table = pa.table({"key": keys, "pos": positions}).filter(pc.is_valid(keys))

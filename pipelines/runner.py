@@ -34,7 +34,9 @@ def execute(
 ) -> RunReport:
     """Run ``plan``; SIGINT/SIGTERM stop a delivering run in order (report written, rest pending)."""
     if not dry_run and settings.api_key is None:
-        raise SettingsError("STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)")
+        raise SettingsError(
+            "STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)"
+        )
     if use_prefect:
         for name, value in PREFECT_DEFAULTS.items():
             os.environ.setdefault(name, value)

@@ -80,7 +80,9 @@ def plan_run(
         check_columns(spec, header, path.name)
         schemas.append(_schema(path, header, spec))
     if spec.account is None and not account_id:
-        raise MappingError("account", "no account: set STACKONE_ACCOUNT_ID or add account: to the mapping")
+        raise MappingError(
+            "account", "no account: set STACKONE_ACCOUNT_ID or add account: to the mapping"
+        )
     return RunPlan(spec, sources, union_schema(schemas), account_id, batch_rows)
 
 
@@ -125,7 +127,9 @@ def settle_chunk(
     deadletter.write(invalid_rows(chunk, checked, invalid))
     _count(report, "invalid", checked.error_code, invalid)
     report.add("skipped", _true(pc.equal(checked.status, SKIPPED)))
-    report.warnings.update({f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v})
+    report.warnings.update(
+        {f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v}
+    )
 
     repeat = tracker.repeats(checked.key, chunk.ordinals)
     valid = pc.equal(checked.status, VALID)
@@ -191,7 +195,9 @@ def run_chunks(
 
 def _read_header(path: Path, spec: MappingSpec) -> list[str]:
     source = spec.source
-    return read_header(path, fmt=source.format, delimiter=source.delimiter, encoding=source.encoding)
+    return read_header(
+        path, fmt=source.format, delimiter=source.delimiter, encoding=source.encoding
+    )
 
 
 def _schema(path: Path, header: list[str], spec: MappingSpec) -> pa.Schema:

@@ -46,5 +46,7 @@ def join_present(items: list[pa.Array], separator: str, length: int) -> pa.Array
     if not items:
         return pa.repeat("", length)
     prefixed = [pc.binary_join_element_wise(separator, item, "") for item in items]
-    joined = pc.binary_join_element_wise(*prefixed, "", null_handling="replace", null_replacement="")
+    joined = pc.binary_join_element_wise(
+        *prefixed, "", null_handling="replace", null_replacement=""
+    )
     return pc.utf8_slice_codeunits(joined, len(separator))

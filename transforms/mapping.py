@@ -43,7 +43,9 @@ class Source(_Strict):
         try:
             codecs.lookup(value)
         except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; use e.g. utf-8, cp1252, latin-1") from None
+            raise ValueError(
+                f"unknown encoding {value!r}; use e.g. utf-8, cp1252, latin-1"
+            ) from None
         return value
 
     @field_validator("timezone")

@@ -40,8 +40,10 @@ def parse_score(text: str, scale: str = "percent") -> float:
 
 def to_scores(values: pa.Array, scale: str = "percent") -> Converted:
     """Whole column → percentages (float64); text columns are parsed per distinct value."""
-    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(
-        values.type
+    if (
+        pa.types.is_integer(values.type)
+        or pa.types.is_floating(values.type)
+        or pa.types.is_decimal(values.type)
     ):
         values = pc.cast(values, pa.string())
     return convert_distinct(values, lambda t: parse_score(t, scale), pa.float64(), "invalid_score")

@@ -66,9 +66,15 @@ def check_rows(
     user = _text(table, spec.user.column, n)
     if spec.user.resolve_by == "email":
         user = pc.utf8_lower(user)
-        bad_email = pc.invert(pc.fill_null(pc.match_substring_regex(user, r"^[^@\s]+@[^@\s]+$"), True))
+        bad_email = pc.invert(
+            pc.fill_null(pc.match_substring_regex(user, r"^[^@\s]+@[^@\s]+$"), True)
+        )
         problems.append(
-            _Problem("user", _where(bad_email, "invalid_user"), _message(bad_email, user, "is not an email"))
+            _Problem(
+                "user",
+                _where(bad_email, "invalid_user"),
+                _message(bad_email, user, "is not an email"),
+            )
         )
     problems.append(_required(user, "user", "invalid_user", "user is blank"))
 
@@ -85,7 +91,9 @@ def check_rows(
     members.append(member("learning_object_external_reference", json_string(lo_ref)))
     if fields.learning_object_id is not None:
         members.append(
-            member("learning_object_id", json_string(_field_text(table, fields.learning_object_id, n)))
+            member(
+                "learning_object_id", json_string(_field_text(table, fields.learning_object_id, n))
+            )
         )
 
     completed_at = pa.nulls(n, pa.string())
@@ -101,7 +109,9 @@ def check_rows(
         members.append(member("completed_at", json_string(completed_at)))
 
     if fields.time_spent is not None:
-        durations = to_iso_durations(_field_raw(table, fields.time_spent, n), fields.time_spent.unit)
+        durations = to_iso_durations(
+            _field_raw(table, fields.time_spent, n), fields.time_spent.unit
+        )
         problems.append(_Problem("time_spent", durations.codes, durations.messages))
         members.append(member("time_spent", json_string(durations.values)))
 
@@ -109,7 +119,10 @@ def check_rows(
         status_text = _field_text(table, fields.result, n)
         mapped = map_results(status_text, fields.result.map)
         result = json_object(
-            [member("value", json_string(mapped)), member("source_value", json_string(status_text))],
+            [
+                member("value", json_string(mapped)),
+                member("source_value", json_string(status_text)),
+            ],
             n,
         )
         members.append(member("result", _null_where(pc.is_null(status_text), result)))
@@ -154,12 +167,12 @@ def check_rows(
         if name in string_values:
             deprecated[name] = pc.sum(pc.and_(valid, pc.is_valid(string_values[name]))).as_py() or 0
 
-    user_part = user if spec.user.resolve_by is None else pc.binary_join_element_wise(
-        f"{spec.user.resolve_by}:", user, ""
+    user_part = (
+        user
+        if spec.user.resolve_by is None
+        else pc.binary_join_element_wise(f"{spec.user.resolve_by}:", user, "")
     )
-    keys = idempotency_keys(
-        _null_where(pc.invert(valid), account), user_part, lo_ref, completed_at
-    )
+    keys = idempotency_keys(_null_where(pc.invert(valid), account), user_part, lo_ref, completed_at)
     body = _null_where(pc.invert(valid), json_object(members, n))
     errors = _errors_json(problems, malformed)
     return CheckedRows(
@@ -244,7 +257,9 @@ def _first_problem(problems: list[_Problem]) -> tuple[pa.Array, pa.Array, pa.Arr
     ]
     # "" stands for "no field" (a malformed record) so that coalesce stops at the first problem.
     fields = [
-        pc.if_else(pc.is_valid(c), "" if p.field == "_row" else p.field, pa.scalar(None, pa.string()))
+        pc.if_else(
+            pc.is_valid(c), "" if p.field == "_row" else p.field, pa.scalar(None, pa.string())
+        )
         for p, c in zip(problems, codes, strict=True)
     ]
     field = pc.coalesce(*fields)

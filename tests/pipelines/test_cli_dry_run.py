@@ -5,7 +5,6 @@ expectations below pin every row's outcome, the exact request bodies, the dead-l
 report counts, so a change in any converter or in the run's bookkeeping shows up here.
 """
 
-# ruff: noqa: E501
 from __future__ import annotations
 
 import csv

@@ -16,14 +16,25 @@ def test_neutralise_formulas_prefixes_risky_text() -> None:
     """Values a spreadsheet would evaluate get a leading quote; others are untouched."""
     values = pa.array(["=SUM(A1)", "+1", "-2", "@x", "\tx", "\rx", "plain", "a=b", None])
     assert neutralise_formulas(values).to_pylist() == [
-        "'=SUM(A1)", "'+1", "'-2", "'@x", "'\tx", "'\rx", "plain", "a=b", None,
+        "'=SUM(A1)",
+        "'+1",
+        "'-2",
+        "'@x",
+        "'\tx",
+        "'\rx",
+        "plain",
+        "a=b",
+        None,
     ]
 
 
 def test_union_schema_keeps_order_and_widens_conflicts() -> None:
     """Columns appear once in first-seen order; a column typed differently by two sources is text."""
     schema = union_schema(
-        [pa.schema([("a", pa.string()), ("n", pa.int64())]), pa.schema([("n", pa.float64()), ("b", pa.string())])]
+        [
+            pa.schema([("a", pa.string()), ("n", pa.int64())]),
+            pa.schema([("n", pa.float64()), ("b", pa.string())]),
+        ]
     )
     assert schema.names[:3] == ["a", "n", "b"]
     assert schema.field("n").type == pa.string()
@@ -34,7 +45,9 @@ def test_writer_streams_both_files(tmp_path: Path) -> None:
     """Rows from two sources land in both files; CSV neutralised, Parquet exact, both 0600."""
     schema = union_schema([pa.schema([("a", pa.string())]), pa.schema([("b", pa.string())])])
     writer = DeadLetterWriter(tmp_path, schema)
-    writer.write(pa.table({"a": ["=1+1"], "_dl_error_code": ["invalid_score"], "_dl_source_row": [3]}))
+    writer.write(
+        pa.table({"a": ["=1+1"], "_dl_error_code": ["invalid_score"], "_dl_source_row": [3]})
+    )
     writer.write(pa.table({"b": ["x"], "_dl_error_code": ["malformed_row"], "_dl_source_row": [9]}))
     writer.close()
     parquet = pq.read_table(tmp_path / "deadletter.parquet")

@@ -14,7 +14,7 @@ def test_lines_parse_back(tmp_path: Path) -> None:
     """Each line is one JSON object with the DESIGN §8 fields; sliced arrays write only their rows."""
     lines = payload_lines(
         pa.array(["acct", "acct", "acct"]),
-        pa.array(["u\"1", "u2", "u3"]),
+        pa.array(['u"1', "u2", "u3"]),
         pa.array(['{"a":1}', '{"b":2}', '{"c":3}']),
         pa.array(["k1", "k2", "k3"]),
         'dir/file "x".csv',
@@ -24,7 +24,9 @@ def test_lines_parse_back(tmp_path: Path) -> None:
     writer.write(lines.slice(1, 2))
     writer.write(lines.slice(0, 1))
     writer.close()
-    parsed = [orjson.loads(line) for line in (tmp_path / "payloads.jsonl").read_bytes().splitlines()]
+    parsed = [
+        orjson.loads(line) for line in (tmp_path / "payloads.jsonl").read_bytes().splitlines()
+    ]
     assert parsed[0] == {
         "account_id": "acct",
         "user_id": "u2",

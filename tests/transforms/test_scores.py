@@ -71,7 +71,10 @@ def test_numeric_parquet_column() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.text(max_size=12) | st.none(), max_size=20), st.sampled_from(["percent", "fraction"]))
+@given(
+    st.lists(st.text(max_size=12) | st.none(), max_size=20),
+    st.sampled_from(["percent", "fraction"]),
+)
 def test_any_text_is_a_value_or_a_row_error(values: list[str | None], scale: str) -> None:
     """Any text in gives a value or an invalid_score row error, never an exception."""
     converted = to_scores(pa.array(values, pa.string()), scale)
