@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pipelines.readers import expand_sources
 from pipelines.report import OUTCOMES
-from pipelines.runner import DEFAULT_LEDGER, execute
+from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute
 from pipelines.settings import load_settings
 from pipelines.steps import load_mapping, plan_run
 from transforms.errors import LmsSyncError
@@ -72,9 +72,14 @@ def run(
     prefect: Annotated[
         bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")
     ] = False,
+    max_invalid_pct: Annotated[
+        float | None,
+        typer.Option(help="Exit 1 (a failed flow run) only above P % invalid + failed rows."),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print report.json to stdout.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
@@ -90,21 +95,15 @@ def run(
         spec = load_mapping(mapping, env)
         plan = plan_run(sources, spec, settings.account_id)
         use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
-        report = execute(
-            plan,
-            settings,
-            out=out,
-            dry_run=dry_run,
-            ledger_path=ledger,
-            wait=wait,
-            use_prefect=use_prefect,
-        )
+        options = RunOptions(out, dry_run, ledger, wait, use_prefect, max_invalid_pct)
+        report = execute(plan, settings, options)
     except LmsSyncError as exc:
         _fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         _fail(_settings_error(exc))
-    _print_summary(report.as_dict(), report.folder, json_output)
-    raise typer.Exit(_exit_code(report.as_dict()))
+    if not quiet:
+        _print_summary(report.as_dict(), report.folder, json_output)
+    raise typer.Exit(report.exit_code())
 
 
 @app.command("check-mapping")
@@ -194,14 +193,10 @@ def demo(
             console.rule(f"{sample.name}  ({mapping.name})")
             try:
                 plan = plan_run([str(sample)], load_mapping(mapping, env), settings.account_id)
-                report = execute(
-                    plan,
-                    settings,
-                    out=out / sample.stem,
-                    dry_run=False,
-                    ledger_path=out / "ledger.sqlite",
-                    use_prefect=prefect,
+                options = RunOptions(
+                    out / sample.stem, ledger_path=out / "ledger.sqlite", use_prefect=prefect
                 )
+                report = execute(plan, settings, options)
             except LmsSyncError as exc:
                 _fail(str(exc), exc.exit_code)
             _print_summary(report.as_dict(), report.folder, json_output=False)
@@ -218,13 +213,6 @@ def demo(
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
     console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _exit_code(summary: dict[str, Any]) -> int:
-    if summary.get("aborted"):
-        return EXIT_ABORTED
-    outcomes = summary["outcomes"]
-    return EXIT_DEADLETTERED if outcomes["invalid"] or outcomes["failed"] else EXIT_OK
 
 
 def _settings_error(exc: ValidationError) -> str:
@@ -252,6 +240,8 @@ def _print_summary(summary: dict[str, Any], folder: Path | None, json_output: bo
             table.add_row(name, f"{summary['outcomes'][name]:,}")
     table.add_row("[bold]rows read[/bold]", f"[bold]{summary['rows_read']:,}[/bold]")
     console.print(table)
+    if summary.get("estimate"):
+        console.print(f"a real run: {summary['estimate']['text']}", highlight=False)
     if summary["reasons"]:
         reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
         console.print(f"reasons: {reasons}", highlight=False)

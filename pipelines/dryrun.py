@@ -7,24 +7,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.deadletter import DeadLetterWriter
+from pipelines.ledger import Ledger
 from pipelines.payloads import PayloadWriter, payload_lines
 from pipelines.report import RunReport
 from pipelines.runs import new_run_id, run_folder
 from pipelines.steps import Chunk, RunPlan, check_chunk, run_chunks
+from transforms.keys import blake2b_128_hex
 from transforms.validation import CheckedRows
+
+ALREADY_THERE = ("delivered", "duplicate")
 
 
 class PayloadSink:
-    """Valid rows of a dry run become would_send lines of payloads.jsonl."""
+    """Valid rows of a dry run become would_send lines of payloads.jsonl.
 
-    def __init__(self, writer: PayloadWriter, report: RunReport) -> None:
+    With a ledger, rows an earlier run delivered are ``duplicate`` (as a real run would count
+    them) and only the rest would be sent; the ledger is read, never written.
+    """
+
+    def __init__(self, writer: PayloadWriter, report: RunReport, ledger: Ledger | None) -> None:
         self.writer = writer
         self.report = report
+        self.ledger = ledger
 
     def accept(self, chunk: Chunk, rows: pa.Table) -> None:
         """Write the rows' payload lines and count them would_send."""
+        if self.ledger is not None and rows.num_rows:
+            rows = self._not_yet_delivered(rows)
         lines = payload_lines(
             rows.column("account").combine_chunks(),
             rows.column("user").combine_chunks(),
@@ -36,6 +48,36 @@ class PayloadSink:
         self.writer.write(lines)
         self.report.add("would_send", rows.num_rows)
 
+    def _not_yet_delivered(self, rows: pa.Table) -> pa.Table:
+        assert self.ledger is not None
+        hashes = blake2b_128_hex(rows.column("body").combine_chunks())
+        state = self.ledger.classify(rows.column("key").combine_chunks(), hashes)
+        there = pc.is_in(state, value_set=pa.array(ALREADY_THERE))
+        changed = pc.equal(state, "changed_after_delivery")
+        self.report.add("duplicate", _true(there), "already_delivered")
+        self.report.add("duplicate", _true(changed), "changed_after_delivery")
+        return rows.filter(pc.invert(pc.or_(there, changed)))
+
+
+def cost_estimate(requests: int, rate_limit: tuple[int, float]) -> dict[str, object]:
+    """What a real run would cost: requests and the time they take at the rate limit."""
+    per_window, seconds = rate_limit
+    duration = max(0.0, (requests - per_window) / per_window * seconds) if requests else 0.0
+    text = f"{requests:,} requests ≈ {_human(duration)} at {per_window}/{seconds:g}s"
+    return {"requests": requests, "seconds": round(duration, 1), "text": text}
+
+
+def _human(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _true(mask: pa.Array) -> int:
+    return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
+
 
 def dry_run(
     plan: RunPlan,
@@ -43,6 +85,8 @@ def dry_run(
     out: Path | None,
     target: str,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+    ledger: Ledger | None = None,
+    rate_limit: tuple[int, float] = (950, 60.0),
 ) -> RunReport:
     """Run every chunk through read → check → settle and write the run folder's three outputs."""
     started = datetime.now(UTC)
@@ -53,10 +97,11 @@ def dry_run(
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
     payloads = PayloadWriter(folder)
     try:
-        run_chunks(plan, started, report, deadletter, PayloadSink(payloads, report), check)
+        run_chunks(plan, started, report, deadletter, PayloadSink(payloads, report, ledger), check)
     finally:
         payloads.close()
         deadletter.close()
+        report.estimate = cost_estimate(report.outcomes["would_send"], rate_limit)
         report.finished_at = datetime.now(UTC)
         report.deadletter = {
             "csv": str(deadletter.csv_path),

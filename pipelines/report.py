@@ -36,6 +36,8 @@ class RunReport:
     retries: int = 0
     deadletter: dict[str, str] = field(default_factory=dict)
     aborted: str | None = None
+    estimate: dict[str, object] | None = None  # dry run: what a real run would cost
+    max_invalid_pct: float | None = None
     folder: Path | None = None  # the run folder (not part of report.json)
 
     def add(self, outcome: str, count: int = 1, reason: str | None = None) -> None:
@@ -82,7 +84,22 @@ class RunReport:
             "rows_per_second": round(self.rows_read / seconds, 1),
             "deadletter": self.deadletter,
             "aborted": self.aborted,
+            **({"estimate": self.estimate} if self.estimate is not None else {}),
+            "problem_share_pct": round(self.problem_share() * 100, 3),
         }
+
+    def problem_share(self) -> float:
+        """Share of rows read that ended invalid or failed."""
+        bad = self.outcomes.get("invalid", 0) + self.outcomes.get("failed", 0)
+        return bad / self.rows_read if self.rows_read else 0.0
+
+    def exit_code(self) -> int:
+        """DESIGN §8: 3 aborted · 1 rows dead-lettered (or over --max-invalid-pct) · 0."""
+        if self.aborted:
+            return 3
+        if self.max_invalid_pct is not None:
+            return 1 if self.problem_share() * 100 > self.max_invalid_pct else 0
+        return 1 if self.outcomes.get("invalid", 0) or self.outcomes.get("failed", 0) else 0
 
     def write(self, path: Path) -> None:
         """Write report.json, owner-only."""

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import SettingsError
+from pipelines.ledger import Ledger
 from pipelines.report import RunReport
 from pipelines.settings import Settings
 from pipelines.steps import RunPlan
@@ -22,72 +27,126 @@ PREFECT_DEFAULTS = {
 }
 
 
-def execute(
-    plan: RunPlan,
-    settings: Settings,
-    *,
-    out: Path | None,
-    dry_run: bool,
-    ledger_path: Path = DEFAULT_LEDGER,
-    wait: bool = False,
-    use_prefect: bool = False,
-) -> RunReport:
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a plan (everything but the plan and the settings)."""
+
+    out: Path | None = None
+    dry_run: bool = False
+    ledger_path: Path = DEFAULT_LEDGER
+    wait: bool = False
+    use_prefect: bool = False
+    max_invalid_pct: float | None = None
+
+
+def use_prefect_defaults() -> None:
+    """Quiet, fast defaults for Prefect's temporary server (set before Prefect is imported)."""
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def execute(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
     """Run ``plan``; SIGINT/SIGTERM stop a delivering run in order (report written, rest pending)."""
-    if not dry_run and settings.api_key is None:
+    if not options.dry_run and settings.api_key is None:
         raise SettingsError(
             "STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)"
         )
-    if use_prefect:
-        for name, value in PREFECT_DEFAULTS.items():
-            os.environ.setdefault(name, value)
-    if dry_run and not use_prefect:
-        from pipelines.dryrun import dry_run as run_dry
-
-        return run_dry(plan, out=out, target=settings.target)
-    return asyncio.run(_execute(plan, settings, out, dry_run, ledger_path, wait, use_prefect))
+    if options.use_prefect:
+        use_prefect_defaults()
+    return asyncio.run(execute_async(plan, settings, options))
 
 
-async def _execute(
-    plan: RunPlan,
-    settings: Settings,
-    out: Path | None,
-    dry_run: bool,
-    ledger_path: Path,
-    wait: bool,
-    use_prefect: bool,
-) -> RunReport:
-    if dry_run:
-        from pipelines.flows import sync_completions
+async def execute_async(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
+    """``execute`` inside a running event loop (flows that run several plans call this)."""
+    if options.dry_run:
+        report = await _dry(plan, settings, options)
+    else:
+        report = await _deliver(plan, settings, options)
+    report.max_invalid_pct = options.max_invalid_pct
+    return report
 
-        return await sync_completions(plan, out=out, target=settings.target)
 
+async def _dry(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
+    # A dry run reads the ledger (to leave out what was delivered) but never writes it.
+    ledger = Ledger(options.ledger_path, settings.target) if options.ledger_path.exists() else None
+    with ledger if ledger is not None else contextlib.nullcontext():
+        if options.use_prefect:
+            from pipelines.flows import sync_completions
+
+            state = await sync_completions(
+                plan,
+                out=options.out,
+                settings=settings,
+                ledger=ledger,
+                max_invalid_pct=options.max_invalid_pct,
+                return_state=True,
+            )
+            return await _report_of(state)
+        from pipelines.dryrun import dry_run
+
+        return await asyncio.to_thread(
+            dry_run,
+            plan,
+            out=options.out,
+            target=settings.target,
+            ledger=ledger,
+            rate_limit=settings.rate_limit,
+        )
+
+
+async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
     from pipelines.client import StackOneClient
     from pipelines.delivery import deliver_run
-    from pipelines.ledger import Ledger
 
+    options.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    async with _stop_on_signals() as stop:
+        with Ledger(options.ledger_path, settings.target) as ledger:
+            async with StackOneClient.from_settings(settings) as client:
+                if options.use_prefect:
+                    from pipelines.flows import sync_completions
+
+                    state = await sync_completions(
+                        plan,
+                        out=options.out,
+                        settings=settings,
+                        client=client,
+                        ledger=ledger,
+                        stop=stop,
+                        wait=options.wait,
+                        max_invalid_pct=options.max_invalid_pct,
+                        return_state=True,
+                    )
+                    return await _report_of(state)
+                return await deliver_run(
+                    plan,
+                    client,
+                    ledger,
+                    out=options.out,
+                    target=settings.target,
+                    stop=stop,
+                    wait=options.wait,
+                )
+
+
+async def _report_of(state: Any) -> RunReport:
+    """The RunReport a flow run left in its (Completed or Failed) state; re-raise a crash."""
+    result = await state.result(raise_on_failure=False)
+    if isinstance(result, RunReport):
+        return result
+    if isinstance(result, BaseException):
+        raise result
+    raise RuntimeError(f"flow run ended {state.type.value} without a report: {state.message}")
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT/SIGTERM while the block runs (an orderly stop, not a crash)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        with Ledger(ledger_path, settings.target) as ledger:
-            async with StackOneClient.from_settings(settings) as client:
-                if use_prefect:
-                    from pipelines.flows import sync_completions
-
-                    return await sync_completions(
-                        plan,
-                        out=out,
-                        target=settings.target,
-                        client=client,
-                        ledger=ledger,
-                        stop=stop,
-                        wait=wait,
-                    )
-                return await deliver_run(
-                    plan, client, ledger, out=out, target=settings.target, stop=stop, wait=wait
-                )
+        yield stop
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
