@@ -207,6 +207,7 @@ def main() -> None:
                 stored = control.get("/sandbox/completions").json()["data"]
         finally:
             stop_sandbox(sandbox)
+        (OUT / "delivery-requests.json").write_text(json.dumps(log))
         m = measure(log, stored, args.rows, limit, period)
         delivered = report["outcomes"]["delivered"]
         end_to_end = delivered / wall / (limit / period)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.job_commands import backfill_command, import_command, nightly_command, serve_command
 from pipelines.readers import expand_sources
 from pipelines.report import OUTCOMES
 from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute
@@ -246,6 +247,12 @@ def _print_summary(summary: dict[str, Any], folder: Path | None, json_output: bo
         reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
         console.print(f"reasons: {reasons}", highlight=False)
     console.print(f"run folder: {folder}  ({summary['rows_per_second']:,} rows/s)", highlight=False)
+
+
+app.command("nightly")(nightly_command)
+app.command("backfill")(backfill_command)
+app.command("import")(import_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

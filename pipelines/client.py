@@ -100,7 +100,18 @@ class _Answer:
 
 
 class _Halted(Exception):
-    """Internal: ``deliver`` is stopping, so this row is left unsent (pending)."""
+    """Internal: ``deliver`` is stopping, so this row is left without a result (pending).
+
+    ``maybe_sent``: an earlier attempt got no answer or a 5xx, so the API may have stored it.
+    """
+
+    def __init__(self, maybe_sent: bool = False) -> None:
+        super().__init__()
+        self.maybe_sent = maybe_sent
+
+
+class _Unreachable(AbortError):
+    """Internal: too many rows in a row got no answer; the last one may have been stored."""
 
 
 class _Halt:
@@ -277,12 +288,15 @@ class StackOneClient:
         on_result: Callable[[Result], None],
         *,
         stop: asyncio.Event | None = None,
+        on_unanswered: Callable[[Submission], None] | None = None,
     ) -> None:
         """Submit everything with ``concurrency`` workers, calling ``on_result`` as each ends.
 
         On an abort (401/403/501), an error in ``on_result`` or the source, or ``stop`` being set:
         take no new rows, let requests in flight finish (and report them), then return — or
-        re-raise the first error. Rows never sent are not reported (the caller marks them pending).
+        re-raise the first error. Rows left without a result are not reported to ``on_result``
+        (the caller marks them pending); ``on_unanswered`` gets those among them that may have
+        reached the API all the same (a request got no answer or a 5xx): they stay in doubt.
         """
         if stop is not None and stop.is_set():
             return
@@ -325,9 +339,13 @@ class StackOneClient:
             while (submission := await queue.get()) is not None and not stopping():
                 try:
                     result = await self._submit(submission, halt)
-                except _Halted:
+                except _Halted as halted:
+                    if halted.maybe_sent and on_unanswered is not None:
+                        on_unanswered(submission)
                     return
                 except Exception as exc:
+                    if isinstance(exc, _Unreachable) and on_unanswered is not None:
+                        on_unanswered(submission)
                     errors.append(exc)
                     halt_all()
                     return
@@ -487,9 +505,9 @@ class StackOneClient:
             headers["Content-Type"] = "application/json"
         attempts = failures = throttled = 0
         while True:
-            await self._wait(self.limiter.acquire(), halt)
+            await self._wait(self.limiter.acquire(), halt, maybe_sent=failures > 0)
             if halt is not None and halt.is_set:
-                raise _Halted
+                raise _Halted(maybe_sent=failures > 0)
             if attempts:
                 self.stats.retries += 1
             attempts += 1
@@ -505,7 +523,7 @@ class StackOneClient:
                 if failures >= self._max_attempts:
                     return self._unanswered(_Answer(None, attempts, error, exhausted=True))
                 logger.debug("retrying a %s after %s", method, error)
-                await self._wait(self._sleep(self._backoff(failures)), halt)
+                await self._wait(self._sleep(self._backoff(failures)), halt, maybe_sent=True)
                 continue
             except httpx.HTTPError as exc:  # not retryable: a bad URL, protocol or header
                 message = self._redact(f"{type(exc).__name__}: {exc}")
@@ -528,7 +546,7 @@ class StackOneClient:
                 if failures >= self._max_attempts:
                     return _Answer(response, attempts, exhausted=True)
                 logger.debug("retrying a %s after HTTP %d", method, status)
-                await self._wait(self._sleep(self._backoff(failures)), halt)
+                await self._wait(self._sleep(self._backoff(failures)), halt, maybe_sent=True)
                 continue
             return _Answer(response, attempts)
 
@@ -536,19 +554,25 @@ class StackOneClient:
         """Count rows that got no HTTP answer; ``UNREACHABLE_AFTER`` in a row abort the run."""
         self._unanswered_in_a_row += 1
         if self._unanswered_in_a_row >= UNREACHABLE_AFTER:
-            raise AbortError(
+            raise _Unreachable(
                 f"the API at {self.base_url} is unreachable: {UNREACHABLE_AFTER} requests in a "
                 f"row got no answer after {self._max_attempts} attempts ({answer.error})"
             )
         return answer
 
     @staticmethod
-    async def _wait(waiting: Awaitable[object], halt: _Halt | None) -> None:
-        """Await a limiter grant or a backoff sleep; with ``halt``, stopping cuts it short."""
+    async def _wait(waiting: Awaitable[object], halt: _Halt | None, *, maybe_sent: bool) -> None:
+        """Await a limiter grant or a backoff sleep; with ``halt``, stopping cuts it short.
+
+        ``maybe_sent``: an earlier attempt of this request may have been stored (see ``_Halted``).
+        """
         if halt is None:
             await waiting
-        else:
+            return
+        try:
             await halt.wait(waiting)
+        except _Halted:
+            raise _Halted(maybe_sent) from None
 
     def _backoff(self, failures: int) -> float:
         """Full-jitter exponential backoff: uniform in [0, min(max, base * 2**(failures-1))]."""

@@ -9,6 +9,7 @@ are ``pending``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from pipelines.client import Result, StackOneClient, Submission
 from pipelines.deadletter import DeadLetterWriter
+from pipelines.errors import LockError
 from pipelines.ledger import Ledger, Outcome
 from pipelines.repeats import RepeatTracker
 from pipelines.report import RunReport
@@ -32,6 +34,8 @@ from transforms.validation import CheckedRows
 
 SEND = ("new", "retry", "in_doubt")
 _MARK_BATCH = 256  # keys written in_flight per transaction, just before they are handed out
+FLUSH_SECONDS = 1.0  # outcomes are committed at least this often (a crash leaves few in doubt)
+LOCK_POLL_SECONDS = 1.0  # --wait: how often to ask again for the ledger lock
 
 
 @dataclass
@@ -56,8 +60,11 @@ class DeliverySink:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
+    unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
     _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
     _outcomes: list[Outcome] = field(default_factory=list)
+    _flushed_at: float = field(default_factory=time.monotonic)
 
     def accept(self, chunk: Chunk, rows: pa.Table) -> None:
         """Sort the chunk's valid rows by their ledger state; queue the ones to send."""
@@ -105,9 +112,9 @@ class DeliverySink:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.backlog.popleft() for _ in range(min(_MARK_BATCH, len(self.backlog)))]
-            self.ledger.mark_in_flight(
-                pa.array([s.key for s, _ in batch]), pa.array([h for _, h in batch]), self.run_id
-            )
+            keys = [s.key for s, _ in batch]
+            self.ledger.mark_in_flight(pa.array(keys), pa.array([h for _, h in batch]), self.run_id)
+            self.marked.update(keys)
             for submission, _ in batch:
                 yield submission
             if len(self.backlog) < _MARK_BATCH:
@@ -116,6 +123,7 @@ class DeliverySink:
     def on_result(self, result: Result) -> None:
         """Count and record one result; failed rows go to the dead-letter file."""
         row = self.pending.pop(result.key)
+        self.marked.discard(result.key)
         if result.outcome == "delivered":
             self.report.add("delivered")
         elif result.outcome == "duplicate":
@@ -134,11 +142,19 @@ class DeliverySink:
                 attempts=result.attempts,
             )
         )
-        if len(self._outcomes) >= _MARK_BATCH:
+        if (
+            len(self._outcomes) >= _MARK_BATCH
+            or time.monotonic() - self._flushed_at > FLUSH_SECONDS
+        ):
             self.flush()
+
+    def on_unanswered(self, submission: Submission) -> None:
+        """A row sent without a result (the run stopped in its retries): it stays in doubt."""
+        self.unanswered.add(submission.key)
 
     def flush(self) -> None:
         """Commit recorded outcomes and write failed rows to the dead-letter file."""
+        self._flushed_at = time.monotonic()
         if self._outcomes:
             self.ledger.record(self._outcomes, self.run_id)
             self._outcomes = []
@@ -147,11 +163,14 @@ class DeliverySink:
             self._failed_rows = []
 
     def settle_unsent(self) -> None:
-        """Rows accepted but never sent (the run stopped) are pending; the ledger forgets them."""
-        unsent = [s.key for s, _ in self.backlog]
-        self.backlog.clear()
+        """Rows without a result (the run stopped) are pending. Keys this run wrote in_flight go
+        back to their earlier state, except those a request may have reached: they stay in doubt.
+        """
+        unsent = sorted(self.marked - self.unanswered)
         if unsent:
             self.ledger.unmark(unsent)
+        self.backlog.clear()
+        self.marked.clear()
         self.report.add("pending", len(self.pending))
         self.pending.clear()
 
@@ -186,15 +205,23 @@ async def deliver_run(
     wait: bool = False,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
 ) -> RunReport:
-    """Deliver every valid row of the plan's sources; the report is written however it ends."""
+    """Deliver every valid row of the plan's sources; the report is written however it ends.
+
+    The ledger lock is taken first, so a run refused by it (LockError) writes no files.
+    """
     started = datetime.now(UTC)
     run_id = new_run_id(started)
-    folder = run_folder(out, run_id)
-    report = RunReport(run_id, "deliver", target, [str(p) for p in plan.sources], started)
-    report.folder = folder
-    deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
-    sink = DeliverySink(ledger, report, deadletter, run_id)
     stop = stop or asyncio.Event()
+    await _lock(ledger, run_id, wait, stop)
+    try:
+        folder = run_folder(out, run_id)
+        report = RunReport(run_id, "deliver", target, [str(p) for p in plan.sources], started)
+        report.folder = folder
+        deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
+    except BaseException:
+        ledger.release()
+        raise
+    sink = DeliverySink(ledger, report, deadletter, run_id)
     tracker = RepeatTracker(plan.spec.repeats)
 
     async def produce() -> None:
@@ -211,15 +238,20 @@ async def deliver_run(
                 while len(sink.backlog) > plan.batch_rows and not stop.is_set():
                     sink.drained.clear()
                     await sink.drained.wait()
+        except BaseException as exc:  # e.g. a source that cannot be read on
+            report.aborted = report.aborted or str(exc) or type(exc).__name__
+            stop.set()  # the client stops in order; the error is raised once results are kept
+            raise
         finally:
             sink.closed = True
             sink.arrived.set()
 
-    ledger.acquire(run_id, wait)
     try:
         producer = asyncio.create_task(produce())
         try:
-            await client.deliver(sink.submissions(), sink.on_result, stop=stop)
+            await client.deliver(
+                sink.submissions(), sink.on_result, stop=stop, on_unanswered=sink.on_unanswered
+            )
         except LmsSyncError as exc:
             report.aborted = str(exc)
             stop.set()
@@ -228,11 +260,13 @@ async def deliver_run(
                 stop.set()
                 sink.arrived.set()
                 sink.drained.set()
-            await asyncio.gather(producer, return_exceptions=False)
-        if stop.is_set() and report.aborted is None:
-            report.aborted = "interrupted"
-        sink.flush()
-        sink.settle_unsent()
+            try:
+                await producer
+            finally:
+                if stop.is_set() and report.aborted is None:
+                    report.aborted = "interrupted"
+                sink.flush()
+                sink.settle_unsent()
     finally:
         stats = client.stats
         report.requests_sent, report.status_429, report.retries = (
@@ -249,6 +283,21 @@ async def deliver_run(
         }
         report.write(folder / "report.json")
     return report
+
+
+async def _lock(ledger: Ledger, run_id: str, wait: bool, stop: asyncio.Event) -> None:
+    """Take the ledger lock; with ``wait``, ask again every second (a stop ends the wait)."""
+    while True:
+        try:
+            ledger.acquire(run_id)
+            return
+        except LockError:
+            if not wait or stop.is_set():
+                raise
+        try:
+            await asyncio.wait_for(stop.wait(), LOCK_POLL_SECONDS)
+        except TimeoutError:
+            continue
 
 
 def _count(state: pa.Array, value: str) -> int:

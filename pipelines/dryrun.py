@@ -12,11 +12,12 @@ import pyarrow.compute as pc
 from pipelines.deadletter import DeadLetterWriter
 from pipelines.ledger import Ledger
 from pipelines.payloads import PayloadWriter, payload_lines
+from pipelines.repeats import RepeatTracker
 from pipelines.report import RunReport
 from pipelines.runs import new_run_id, run_folder
-from pipelines.steps import Chunk, RunPlan, check_chunk, run_chunks
+from pipelines.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, run_chunks
 from transforms.keys import blake2b_128_hex
-from transforms.validation import CheckedRows
+from transforms.validation import VALID, CheckedRows
 
 ALREADY_THERE = ("delivered", "duplicate")
 
@@ -63,16 +64,35 @@ def cost_estimate(requests: int, rate_limit: tuple[int, float]) -> dict[str, obj
     """What a real run would cost: requests and the time they take at the rate limit."""
     per_window, seconds = rate_limit
     duration = max(0.0, (requests - per_window) / per_window * seconds) if requests else 0.0
-    text = f"{requests:,} requests ≈ {_human(duration)} at {per_window}/{seconds:g}s"
+    text = f"{requests:,} requests ≈ {human_duration(duration)} at {per_window}/{seconds:g}s"
     return {"requests": requests, "seconds": round(duration, 1), "text": text}
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def count_would_send(plan: RunPlan, ledger: Ledger | None) -> int:
+    """Requests a real run of ``plan`` would send (valid, first of their key, not delivered)."""
+    now = datetime.now(UTC)
+    tracker = RepeatTracker(plan.spec.repeats)
+    if plan.spec.repeats == "last":
+        prime_repeats(plan, tracker, now)
+    total = 0
+    for chunk in iter_chunks(plan):
+        checked = check_chunk(chunk, plan, now)
+        fresh = pc.and_not(pc.equal(checked.status, VALID), tracker.repeats(checked.key, chunk.ordinals))
+        if ledger is None:
+            total += _true(fresh)
+            continue
+        keys = pc.filter(checked.key, fresh)
+        state = ledger.classify(keys, blake2b_128_hex(pc.filter(checked.body, fresh)))
+        total += _true(pc.is_in(state, value_set=pa.array(["new", "retry", "in_doubt"])))
+    return total
 
 
 def _true(mask: pa.Array) -> int:

@@ -7,10 +7,12 @@ demo): Prefect's import and temporary server cost seconds that an ad hoc dry run
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -19,10 +21,14 @@ from prefect.states import Completed, Failed, State
 from pipelines.client import StackOneClient
 from pipelines.delivery import deliver_run
 from pipelines.dryrun import dry_run
+from pipelines.jobs import JobSummary, landing_files, run_files
 from pipelines.ledger import Ledger
+from pipelines.readers import expand_sources
 from pipelines.report import RunReport
-from pipelines.settings import Settings
-from pipelines.steps import Chunk, RunPlan, check_chunk
+from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute_async, settings_with_secret
+from pipelines.settings import Settings, load_settings
+from pipelines.steps import Chunk, RunPlan, check_chunk, load_mapping, plan_run
+from transforms.mapping import MappingSpec
 from transforms.validation import CheckedRows
 
 
@@ -125,4 +131,107 @@ def summary_markdown(report: RunReport) -> str:
     lines.append(
         f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`"
     )
+    return "\n".join(lines)
+
+
+async def _run_file(
+    path: Path, spec: MappingSpec, settings: Settings, options: RunOptions
+) -> RunReport:
+    """One file as its own (sub)flow run: the unit a nightly sync or backfill resumes by."""
+    plan = plan_run([str(path)], spec, settings.account_id)
+    return await execute_async(plan, settings, replace(options, use_prefect=True))
+
+
+async def _run_job(
+    job: str, files: list[Path], mapping: Path, options: RunOptions, api_key_block: str | None
+) -> JobSummary:
+    logger = get_run_logger()
+    settings = await settings_with_secret(load_settings(), api_key_block)
+    spec = load_mapping(mapping, dict(os.environ))  # a flow is an entry point: the edge
+
+    async def run_one(path: Path, file_options: RunOptions) -> RunReport:
+        return await _run_file(path, spec, settings, file_options)
+
+    summary = await run_files(job, files, spec, settings, options, run_one, logger.info)
+    await acreate_markdown_artifact(
+        key=f"lms-sync-{job.replace('_', '-')}",
+        markdown=job_markdown(summary),
+        description=f"lms-sync {job}",
+    )
+    return summary
+
+
+@flow(name="nightly_sync", flow_run_name="nightly {landing}", validate_parameters=False)
+async def nightly_sync(
+    landing: str,
+    mapping: str,
+    out: str | None = None,
+    ledger: str = str(DEFAULT_LEDGER),
+    dry_run: bool = False,
+    max_invalid_pct: float | None = None,
+    api_key_block: str | None = None,
+) -> State:
+    """Process the exports in a landing directory (or glob) not processed before, oldest first."""
+    options = RunOptions(
+        Path(out) if out else None, dry_run, Path(ledger), max_invalid_pct=max_invalid_pct
+    )
+    summary = await _run_job(
+        "nightly_sync", landing_files(landing), Path(mapping), options, api_key_block
+    )
+    return _job_state(summary)
+
+
+@flow(name="backfill", flow_run_name="backfill {mapping}", validate_parameters=False)
+async def backfill(
+    sources: list[str],
+    mapping: str,
+    out: str | None = None,
+    ledger: str = str(DEFAULT_LEDGER),
+    dry_run: bool = False,
+    max_invalid_pct: float | None = None,
+    api_key_block: str | None = None,
+) -> State:
+    """Deliver many files (or a partitioned directory), one subflow per file; rerun to resume."""
+    options = RunOptions(
+        Path(out) if out else None, dry_run, Path(ledger), max_invalid_pct=max_invalid_pct
+    )
+    files = sorted(expand_sources(sources))
+    summary = await _run_job("backfill", files, Path(mapping), options, api_key_block)
+    return _job_state(summary)
+
+
+def _job_state(summary: JobSummary) -> State:
+    code = summary.exit_code()
+    if code == 3:
+        return Failed(message="a run was stopped early; rerun to resume", data=summary)
+    if code == 1:
+        return Failed(message="rows were dead-lettered (see the run summaries)", data=summary)
+    return Completed(data=summary)
+
+
+def job_markdown(summary: JobSummary) -> str:
+    """A job's summary: one line per file run, skipped and unstarted files."""
+    lines = [
+        f"# lms-sync {summary.job}",
+        "",
+        "| file | run | delivered / would send | duplicate | skipped | invalid | failed | pending |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for report in summary.reports:
+        o = report.outcomes
+        sent = o.get("delivered", 0) + o.get("would_send", 0)
+        lines.append(
+            f"| {Path(report.sources[0]).name} | {report.run_id} | {sent:,} | {o.get('duplicate', 0):,} | "
+            f"{o.get('skipped', 0):,} | {o.get('invalid', 0):,} | {o.get('failed', 0):,} | {o.get('pending', 0):,} |"
+        )
+    if summary.already_processed:
+        lines += [
+            "",
+            f"Already processed, skipped: {', '.join(Path(p).name for p in summary.already_processed)}",
+        ]
+    if summary.not_started:
+        lines += [
+            "",
+            f"Not started (run stopped): {', '.join(Path(p).name for p in summary.not_started)}",
+        ]
     return "\n".join(lines)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from pipelines.errors import SettingsError
 from pipelines.ledger import Ledger
 from pipelines.report import RunReport
@@ -126,6 +128,16 @@ async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> Ru
                     stop=stop,
                     wait=options.wait,
                 )
+
+
+async def settings_with_secret(settings: Settings, block_name: str | None) -> Settings:
+    """Settings whose API key comes from the named Prefect Secret block, when one is named."""
+    if block_name is None:
+        return settings
+    from prefect.blocks.system import Secret
+
+    secret = await Secret.aload(block_name)
+    return settings.model_copy(update={"api_key": SecretStr(str(secret.get()))})
 
 
 async def _report_of(state: Any) -> RunReport:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pipelines.deadletter import DeadLetterWriter, union_schema
 from pipelines.readers import SourceBatch, detect_format, expand_sources, iter_batches, read_header
 from pipelines.repeats import RepeatTracker
+from pipelines.replay import replay_batches
 from pipelines.report import RunReport
 from transforms.errors import MappingError
 from transforms.keys import warm_kernel
@@ -35,6 +36,7 @@ class RunPlan:
     deadletter_schema: pa.Schema
     account_id: str | None
     batch_rows: int = DEFAULT_BATCH_ROWS
+    replay: bool = False  # sources are dead-letter files: rows keep their original file and row
 
 
 @dataclass(frozen=True)
@@ -92,16 +94,9 @@ def iter_chunks(plan: RunPlan) -> Iterator[Chunk]:
         # Loading the vectorised key hasher costs seconds; worth it only for big inputs.
         threading.Thread(target=warm_kernel, name="warm-key-kernel", daemon=True).start()
     ordinal = 0
-    source = plan.spec.source
     for path in plan.sources:
-        for batch in iter_batches(
-            path,
-            fmt=source.format,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
-            batch_rows=plan.batch_rows,
-        ):
-            yield Chunk(path, batch, ordinal)
+        for source, batch in _source_batches(path, plan):
+            yield Chunk(source, batch, ordinal)
             ordinal += batch.table.num_rows
 
 
@@ -191,6 +186,21 @@ def run_chunks(
         prime_repeats(plan, tracker, now)
     for chunk in iter_chunks(plan):
         settle_chunk(chunk, check(chunk, plan, now), tracker, report, deadletter, sink)
+
+
+def _source_batches(path: Path, plan: RunPlan) -> Iterator[tuple[Path, SourceBatch]]:
+    """The file's batches and the source they count for (replay: each row's original file)."""
+    if plan.replay:
+        return replay_batches(path, plan.batch_rows)
+    source = plan.spec.source
+    batches = iter_batches(
+        path,
+        fmt=source.format,
+        delimiter=source.delimiter,
+        encoding=source.encoding,
+        batch_rows=plan.batch_rows,
+    )
+    return ((path, batch) for batch in batches)
 
 
 def _read_header(path: Path, spec: MappingSpec) -> list[str]:

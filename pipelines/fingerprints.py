@@ -1,0 +1,67 @@
+"""Which export files a target has already processed: content fingerprints kept beside the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+from types import TracebackType
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS processed_exports (
+    target TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    path TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    rows_read INTEGER NOT NULL,
+    processed_at INTEGER NOT NULL,
+    PRIMARY KEY (target, fingerprint)
+)
+"""
+
+
+def fingerprint(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """BLAKE2b-128 of the file's bytes: the same export under a new name is the same export."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ProcessedExports:
+    """Fingerprints of exports fully processed (nothing left pending) per target, in SQLite."""
+
+    def __init__(self, path: Path, target: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.target = target
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(_SCHEMA)
+
+    def __enter__(self) -> ProcessedExports:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._db.close()
+
+    def seen(self, print_: str) -> str | None:
+        """The run id that processed this fingerprint, or None."""
+        row = self._db.execute(
+            "SELECT run_id FROM processed_exports WHERE target = ? AND fingerprint = ?",
+            (self.target, print_),
+        ).fetchone()
+        return row[0] if row else None
+
+    def mark(self, print_: str, path: Path, run_id: str, rows_read: int) -> None:
+        """Remember that ``path`` (with this fingerprint) was processed to the end by ``run_id``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO processed_exports VALUES (?, ?, ?, ?, ?, ?)",
+            (self.target, print_, str(path), run_id, rows_read, int(time.time())),
+        )
