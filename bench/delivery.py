@@ -11,8 +11,9 @@ limit, ≤ 1 % of requests answered 429, every row stored exactly once.
 
 Goodput is measured three ways, all from server arrival times (the log has no answer times):
 
-- steady state: 201s that arrived in the whole S-second windows from the first arrival up to the
-  last 201, divided by what the limit allows in those windows (k·N);
+- steady state: S divided by the mean time between the i-th and the (i+N)-th 201 arrival, i.e.
+  how soon a slot of the server's window is used again (1.0 = every slot reused the moment it
+  frees; independent of how bursty the pattern inside a window is);
 - pace: the earliest the R-th success could arrive under the limit (request i no sooner than
   t0 + ⌊i/N⌋·S) divided by when it did, both measured from the first arrival;
 - end to end: delivered rows per second of the CLI's wall time (start-up, the free first window
@@ -163,8 +164,7 @@ def measure(
     ok = [e["time"] for e in api if e["status"] == 201]
     t0 = times[0]
     statuses = Counter(e["status"] for e in api)
-    windows = int((ok[-1] - t0) // period)  # whole windows from the first arrival
-    in_windows = bisect.bisect_left(ok, t0 + windows * period)
+    cycles = [later - earlier for earlier, later in zip(ok, ok[limit:], strict=False)]
     ideal_last = ((len(ok) - 1) // limit) * period
     refs = Counter(row["body"]["learning_object_external_reference"] for row in stored)
     return {
@@ -174,8 +174,8 @@ def measure(
         "max_in_window": max_in_window(times, period),
         "max_201_in_window": max_in_window(ok, period),
         "arrival_span_s": ok[-1] - t0,
-        "steady_windows": windows,
-        "steady_goodput": in_windows / (windows * limit) if windows else float("nan"),
+        "slot_cycles": len(cycles),
+        "steady_goodput": period / (sum(cycles) / len(cycles)) if cycles else float("nan"),
         "pace_goodput": ideal_last / (ok[-1] - t0) if ok[-1] > t0 else float("nan"),
         "stored": len(stored),
         "stored_distinct": len(refs),
@@ -197,7 +197,9 @@ def main() -> None:
     verdicts = []
     for round_ in range(1, args.repeat + 1):
         port = free_port()
-        sandbox = start_sandbox(port, args.rate_limit, args.latency_ms, OUT / "delivery-sandbox.log")
+        sandbox = start_sandbox(
+            port, args.rate_limit, args.latency_ms, OUT / "delivery-sandbox.log"
+        )
         try:
             report, wall, code = deliver(
                 csv_path, mapping, args.rate_limit, args.concurrency, port, "bench"
@@ -224,7 +226,7 @@ def main() -> None:
             f"  delivered        {delivered} rows in {wall:.1f} s wall "
             f"(outcomes {report['outcomes']})\n"
             f"  goodput          steady {m['steady_goodput']:.3f} of the limit "
-            f"({m['steady_windows']} whole windows) · pace {m['pace_goodput']:.3f} "
+            f"({m['slot_cycles']} slot reuses) · pace {m['pace_goodput']:.3f} "
             f"(201s over {m['arrival_span_s']:.1f} s of arrivals) · end to end "
             f"{end_to_end:.3f}\n"
             f"  requests         {m['requests']} at the server {m['status']}; "

@@ -21,14 +21,14 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
 from pipelines.errors import AbortError, ApiError, AuthError, SettingsError
-from pipelines.ratelimit import RateLimiter
+from pipelines.ratelimit import RateLimiter, Slot
 from pipelines.settings import DEFAULT_BASE_URL, Settings
 
 __all__ = ["ClientStats", "Result", "StackOneClient", "Submission", "completions_path"]
@@ -50,6 +50,7 @@ _TRANSIENT_ERRORS = (
     httpx.RemoteProtocolError,
     httpx.ProxyError,
 )
+_T = TypeVar("_T")
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 Outcome = Literal["delivered", "duplicate", "failed"]
@@ -132,7 +133,7 @@ class _Halt:
             for task in self._waiting:
                 task.cancel()
 
-    async def wait(self, waiting: Awaitable[object]) -> None:
+    async def wait(self, waiting: Awaitable[_T]) -> _T:
         """Await ``waiting`` unless stopped meanwhile (then ``_Halted``)."""
         task = asyncio.current_task()
         if self.is_set or task is None:
@@ -141,7 +142,7 @@ class _Halt:
             raise _Halted
         self._waiting.add(task)
         try:
-            await waiting
+            return await waiting
         except asyncio.CancelledError:
             if self.is_set and task.uncancel() == 0:  # our cancel, not the caller's
                 raise _Halted from None
@@ -505,16 +506,17 @@ class StackOneClient:
             headers["Content-Type"] = "application/json"
         attempts = failures = throttled = 0
         while True:
-            await self._wait(self.limiter.acquire(), halt, maybe_sent=failures > 0)
+            slot = await self._wait(self.limiter.hold(), halt, maybe_sent=failures > 0)
             if halt is not None and halt.is_set:
+                slot.unused()
                 raise _Halted(maybe_sent=failures > 0)
             if attempts:
                 self.stats.retries += 1
             attempts += 1
             self.stats.sent += 1
             try:
-                response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
+                response = await self._send(
+                    slot, method, path, params=params, content=content, headers=headers
                 )
             except _TRANSIENT_ERRORS as exc:
                 self.stats.transport_errors += 1
@@ -550,6 +552,15 @@ class StackOneClient:
                 continue
             return _Answer(response, attempts)
 
+    async def _send(self, slot: Slot, method: str, path: str, **options: Any) -> httpx.Response:
+        """One HTTP request; its limiter slot is stamped when the headers are written (or it ends)."""
+        try:
+            return await self._http.request(
+                method, path, extensions={"trace": _stamp_when_sent(slot)}, **options
+            )
+        finally:
+            slot.sent()  # no trace event (a mock transport, a failed connect): counted as sent now
+
     def _unanswered(self, answer: _Answer) -> _Answer:
         """Count rows that got no HTTP answer; ``UNREACHABLE_AFTER`` in a row abort the run."""
         self._unanswered_in_a_row += 1
@@ -561,16 +572,15 @@ class StackOneClient:
         return answer
 
     @staticmethod
-    async def _wait(waiting: Awaitable[object], halt: _Halt | None, *, maybe_sent: bool) -> None:
+    async def _wait(waiting: Awaitable[_T], halt: _Halt | None, *, maybe_sent: bool) -> _T:
         """Await a limiter grant or a backoff sleep; with ``halt``, stopping cuts it short.
 
         ``maybe_sent``: an earlier attempt of this request may have been stored (see ``_Halted``).
         """
         if halt is None:
-            await waiting
-            return
+            return await waiting
         try:
-            await halt.wait(waiting)
+            return await halt.wait(waiting)
         except _Halted:
             raise _Halted(maybe_sent) from None
 
@@ -613,6 +623,20 @@ class StackOneClient:
             raise AuthError(f"HTTP {status} from {self.base_url}: {message}", http_status=status)
         if status == 501:
             raise AbortError(f"HTTP 501 from {self.base_url}: {message}", http_status=status)
+
+
+def _stamp_when_sent(slot: Slot) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpx ``trace`` hook that stamps ``slot`` once the request headers are on the wire.
+
+    The server counts a request on reading it; stamping at the grant instead would let the time
+    spent opening a connection or waiting for the event loop push N+1 sends into its window.
+    """
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_headers.complete"):
+            slot.sent()
+
+    return trace
 
 
 def _json(response: httpx.Response) -> Any:

@@ -33,8 +33,10 @@ from transforms.keys import blake2b_128_hex
 from transforms.validation import CheckedRows
 
 SEND = ("new", "retry", "in_doubt")
-_MARK_BATCH = 256  # keys written in_flight per transaction, just before they are handed out
-FLUSH_SECONDS = 1.0  # outcomes are committed at least this often (a crash leaves few in doubt)
+# Keys are written in_flight per transaction just before the client takes them: at most the
+# client's concurrency (up to this many) at once, so a crash leaves few never-sent keys in doubt.
+_MARK_BATCH = 256
+FLUSH_SECONDS = 0.25  # outcomes are committed at least this often (a crash leaves few in doubt)
 LOCK_POLL_SECONDS = 1.0  # --wait: how often to ask again for the ledger lock
 
 
@@ -60,6 +62,7 @@ class DeliverySink:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
+    mark_batch: int = _MARK_BATCH
     marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
     unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
     _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
@@ -111,13 +114,13 @@ class DeliverySink:
                 self.drained.set()
                 self.arrived.clear()
                 await self.arrived.wait()
-            batch = [self.backlog.popleft() for _ in range(min(_MARK_BATCH, len(self.backlog)))]
+            batch = [self.backlog.popleft() for _ in range(min(self.mark_batch, len(self.backlog)))]
             keys = [s.key for s, _ in batch]
             self.ledger.mark_in_flight(pa.array(keys), pa.array([h for _, h in batch]), self.run_id)
             self.marked.update(keys)
             for submission, _ in batch:
                 yield submission
-            if len(self.backlog) < _MARK_BATCH:
+            if len(self.backlog) < self.mark_batch:
                 self.drained.set()
 
     def on_result(self, result: Result) -> None:
@@ -221,7 +224,9 @@ async def deliver_run(
     except BaseException:
         ledger.release()
         raise
-    sink = DeliverySink(ledger, report, deadletter, run_id)
+    sink = DeliverySink(
+        ledger, report, deadletter, run_id, mark_batch=min(_MARK_BATCH, client.concurrency)
+    )
     tracker = RepeatTracker(plan.spec.repeats)
 
     async def produce() -> None:

@@ -21,9 +21,8 @@ from prefect.states import Completed, Failed, State
 from pipelines.client import StackOneClient
 from pipelines.delivery import deliver_run
 from pipelines.dryrun import dry_run
-from pipelines.jobs import JobSummary, landing_files, run_files
+from pipelines.jobs import JobSummary, backfill_files, landing_files, run_files
 from pipelines.ledger import Ledger
-from pipelines.readers import expand_sources
 from pipelines.report import RunReport
 from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute_async, settings_with_secret
 from pipelines.settings import Settings, load_settings
@@ -195,7 +194,7 @@ async def backfill(
     options = RunOptions(
         Path(out) if out else None, dry_run, Path(ledger), max_invalid_pct=max_invalid_pct
     )
-    files = sorted(expand_sources(sources))
+    files = backfill_files(sources)
     summary = await _run_job("backfill", files, Path(mapping), options, api_key_block)
     return _job_state(summary)
 

@@ -94,9 +94,7 @@ def profile_file(path: Path, rows: int = DEFAULT_ROWS) -> tuple[Profile, list[st
         return profile_table(table, fmt=fmt), read_header(path, fmt=fmt), malformed
     encoding = detect_encoding(path)
     delimiter = detect_delimiter(path, encoding)
-    table, malformed = read_sample(
-        path, fmt=fmt, delimiter=delimiter, encoding=encoding, rows=rows
-    )
+    table, malformed = read_sample(path, fmt=fmt, delimiter=delimiter, encoding=encoding, rows=rows)
     header = read_header(path, fmt=fmt, delimiter=delimiter, encoding=encoding)
     profile = profile_table(table, fmt=fmt, delimiter=delimiter, encoding=encoding)
     return profile, header, malformed

@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.jobs import JobSummary, landing_files, run_files
-from pipelines.readers import expand_sources
+from pipelines.jobs import JobSummary, backfill_files, landing_files, run_files
 from pipelines.report import RunReport
 from pipelines.runner import (
     DEFAULT_LEDGER,
@@ -176,9 +175,7 @@ def _run_job(
             settings = load_settings()
             spec = load_mapping(mapping, dict(os.environ))
             files = (
-                landing_files(patterns[0])
-                if job == "nightly_sync"
-                else sorted(expand_sources(patterns))
+                landing_files(patterns[0]) if job == "nightly_sync" else backfill_files(patterns)
             )
             summary = asyncio.run(_run_plain(job, files, spec, settings, options))
     except LmsSyncError as exc:
@@ -256,16 +253,13 @@ def _print_preview(payloads: Path, count: int) -> None:
     if count <= 0 or not payloads.exists():
         return
     table = Table(title=f"first {count} payloads", show_edge=False)
-    for column in (
-        "row",
-        "user",
-        "learning object",
-        "completed_at",
-        "time_spent",
-        "result",
-        "score",
-    ):
-        table.add_column(column)
+    # Converted values are what people check: never cut them; long ids fold instead of "…".
+    table.add_column("row", no_wrap=True)
+    table.add_column("user", overflow="fold", min_width=8)
+    table.add_column("learning object", overflow="fold", min_width=8)
+    table.add_column("completed_at", no_wrap=True, min_width=24)
+    for column in ("time", "result", "score"):
+        table.add_column(column, no_wrap=True)
     with payloads.open("rb") as handle:
         for _, line in zip(range(count), handle, strict=False):
             item = orjson.loads(line)

@@ -8,15 +8,17 @@ stop left off; rows delivered before are never sent again (the ledger).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipelines.dryrun import cost_estimate, count_would_send, human_duration
+from pipelines.errors import SourceError
 from pipelines.fingerprints import ProcessedExports, fingerprint
 from pipelines.ledger import Ledger
-from pipelines.readers import expand_sources
+from pipelines.readers import SOURCE_SUFFIXES, expand_sources
 from pipelines.report import RunReport
 from pipelines.runner import RunOptions
 from pipelines.settings import Settings
@@ -61,8 +63,41 @@ class JobSummary:
 
 
 def landing_files(pattern: str) -> list[Path]:
-    """Export files of a landing directory or glob, oldest first (modification time, then name)."""
-    return sorted(expand_sources([pattern]), key=lambda p: (p.stat().st_mtime, p.name))
+    """Export files of a landing directory or glob, oldest first (modification time, then name).
+
+    An existing landing directory with nothing in it is a quiet night (no files), not an error.
+    """
+    try:
+        found = expand_sources([pattern])
+    except SourceError:
+        if _landing_directory(pattern).is_dir():
+            return []
+        raise
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def backfill_files(patterns: list[str]) -> list[Path]:
+    """The files of a backfill in path order; a directory counts with all its partitions.
+
+    ``exports/`` holding ``year=2024/month=01/part-0.parquet`` … yields every partition file;
+    names starting with ``.`` or ``_`` (``_SUCCESS``, ``_temporary/``, ``.crc``) are left out.
+    """
+    expanded: list[str] = []
+    for pattern in patterns:
+        nested = _partition_files(Path(pattern)) if Path(pattern).is_dir() else []
+        expanded.extend([str(path) for path in nested] or [pattern])
+    return sorted(expand_sources(expanded))
+
+
+def finished(report: RunReport) -> bool:
+    """A file's run left nothing for a later run: nothing pending, no failure still retried.
+
+    Failed rows are retried by later runs (DESIGN §7) until they are ``gave_up``; a file is
+    marked processed only then, so a nightly job keeps retrying a row whose user was missing.
+    """
+    outcomes = report.outcomes
+    retried = outcomes.get("failed", 0) - report.reasons.get("gave_up", 0)
+    return not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0
 
 
 async def run_files(
@@ -74,24 +109,38 @@ async def run_files(
     run_one: RunOne,
     say: Say,
 ) -> JobSummary:
-    """Run every file not processed before, one run each, in order; stop at an aborted run."""
+    """Run every file not processed before, one run each, in order; stop at an aborted run.
+
+    Files with the same content (a copy under another name) run once. Under ``--out`` each
+    file's run gets its own folder named after the file (``-2``, ``-3`` … when taken). A dry run
+    reads the processed-exports table but never writes (or creates) it.
+    """
     summary = JobSummary(job)
-    registry_path = options.ledger_path
-    with ProcessedExports(registry_path, settings.target) as registry:
-        todo = []
+    with ProcessedExports(
+        options.ledger_path, settings.target, read_only=options.dry_run
+    ) as registry:
+        todo: list[tuple[Path, str]] = []
+        copies: list[tuple[Path, str]] = []
+        first_of: dict[str, Path] = {}
         for path in files:
             print_ = fingerprint(path)
             done_by = registry.seen(print_)
             if done_by:
                 summary.already_processed.append(str(path))
                 say(f"{path.name}: already processed by run {done_by}, skipped")
+            elif print_ in first_of:
+                copies.append((path, print_))
+                say(f"{path.name}: same content as {first_of[print_].name}, skipped")
             else:
+                first_of[print_] = path
                 todo.append((path, print_))
         budget = _Progress(
             say, settings.rate_limit, _requests_to_send(todo, spec, settings, options)
         )
+        done: set[str] = set()
+        taken: set[Path] = set()
         for index, (path, print_) in enumerate(todo):
-            file_options = replace(options, out=options.out / path.stem if options.out else None)
+            file_options = replace(options, out=_file_folder(options.out, path, taken))
             report = await run_one(path, file_options)
             summary.reports.append(report)
             budget.after(path, report, index + 1, len(todo))
@@ -99,9 +148,44 @@ async def run_files(
                 summary.not_started = [str(p) for p, _ in todo[index + 1 :]]
                 say(f"stopped: {report.aborted}; {len(summary.not_started)} file(s) not started")
                 break
-            if not options.dry_run and report.outcomes.get("pending", 0) == 0:
-                registry.mark(print_, path, report.run_id, report.rows_read)
+            if finished(report):
+                done.add(print_)
+                if not options.dry_run:
+                    registry.mark(print_, path, report.run_id, report.rows_read)
+        for path, print_ in copies:
+            (summary.already_processed if print_ in done else summary.not_started).append(str(path))
     return summary
+
+
+def _partition_files(folder: Path) -> list[Path]:
+    """Export files anywhere under ``folder``, leaving out hidden and ``_``-prefixed names."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.name.lower().endswith(SOURCE_SUFFIXES)
+        and not any(part[:1] in (".", "_") for part in path.relative_to(folder).parts)
+    )
+
+
+def _landing_directory(pattern: str) -> Path:
+    """The directory part of a landing pattern: the path up to its first wildcard."""
+    parts = Path(pattern).parts
+    plain = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
+    return Path(*plain) if plain else Path(".")
+
+
+def _file_folder(out: Path | None, path: Path, taken: set[Path]) -> Path | None:
+    """The run folder of one file under ``out``: its name, suffixed when another run has it."""
+    if out is None:
+        return None
+    name = Path(path.name.removesuffix(".gz").removesuffix(".GZ")).stem
+    folder, n = out / name, 1
+    while folder in taken or folder.exists():
+        n += 1
+        folder = out / f"{name}-{n}"
+    taken.add(folder)
+    return folder
 
 
 def _requests_to_send(
@@ -130,10 +214,15 @@ class _Progress:
 
     def after(self, path: Path, report: RunReport, done: int, total: int) -> None:
         self.rows += report.rows_read
-        sent = report.outcomes.get("delivered", 0) + report.outcomes.get("failed", 0)
-        self.requests_left = max(
-            0, self.requests_left - sent - report.outcomes.get("would_send", 0)
+        outcomes, reasons = report.outcomes, report.reasons
+        sent = (  # the rows the estimate counted as requests, now answered
+            outcomes.get("delivered", 0)
+            + outcomes.get("failed", 0)
+            - reasons.get("gave_up", 0)
+            + reasons.get("http_409", 0)
+            + outcomes.get("would_send", 0)
         )
+        self.requests_left = max(0, self.requests_left - sent)
         elapsed = max(time.monotonic() - self.started, 1e-9)
         eta = human_duration(self.requests_left / self.per_second)
         self.say(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,7 +194,7 @@ def ledger_command(
     except ValidationError as exc:
         _fail(_settings_error(exc))
     if json_output:
-        output.out(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode(), highlight=False)
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _print(result)
     raise typer.Exit(EXIT_OK if found else EXIT_NOT_FOUND)

@@ -2,6 +2,9 @@
 
 No initial burst beyond N (a leaky bucket with burst N lets ~2N through its first window), and
 ``pause``/``pause_until`` hold every waiting request, so a 429's ``Retry-After`` pauses the run.
+A slot is held from its grant until its request is sent (``Slot.sent``) and S seconds after that,
+so time spent between grant and send (opening a connection, a busy event loop) cannot push more
+than N requests into one of the server's windows.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-__all__ = ["DEFAULT_MARGIN", "RateLimiter", "parse_rate_limit"]
+__all__ = ["DEFAULT_MARGIN", "RateLimiter", "Slot", "parse_rate_limit"]
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|m|h)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-DEFAULT_MARGIN = 0.05  # a slot stays taken this long (at most 1 % of S) past the window
+DEFAULT_MARGIN = 0.05  # a slot stays taken this long (at most 1 % of S) past the window:
+# the server counts a request when it has read it, a little after the client sent it
 _MIN_SLEEP = 1e-6  # a wait rounded to nothing would spin on a clock that only moves when slept
 
 
@@ -35,12 +39,35 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     return requests, period
 
 
+class Slot:
+    """One granted request: held from the grant until ``sent`` stamps it (or ``unused`` frees it)."""
+
+    __slots__ = ("_done", "_limiter")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        self._done = False
+
+    def sent(self) -> None:
+        """Stamp the send time (first call only): the slot stays taken S (+ margin) from now."""
+        if not self._done:
+            self._done = True
+            self._limiter._stamp()
+
+    def unused(self) -> None:
+        """Give the slot back at once: its request was never sent (no-op once stamped)."""
+        if not self._done:
+            self._done = True
+            self._limiter._release()
+
+
 class RateLimiter:
     """Async limiter: ``await acquire()`` (or ``async with``) before each request is started.
 
-    It keeps the start times of the last N grants; a new grant waits until the oldest is S seconds
-    old (plus ``margin``, default 1 % of S up to 50 ms, so a send a few ms after its grant still
-    keeps the limit), so any S-second window holds at most N starts. Waiters go in arrival order.
+    A slot is taken from its grant until S seconds (plus ``margin``, default 1 % of S up to 50 ms,
+    the server's reading lag) after its send time; at most N slots are taken at once, so any
+    S-second window holds at most N sends. ``acquire`` stamps the send at the grant; ``hold``
+    returns a ``Slot`` to stamp when the request is really on the wire. Waiters go in order.
     """
 
     def __init__(
@@ -60,7 +87,9 @@ class RateLimiter:
         self.acquired = 0
         self._clock = clock
         self._sleep = sleep
-        self._starts: deque[float] = deque(maxlen=max_requests)
+        self._starts: deque[float] = deque()  # send times of slots still taken, oldest first
+        self._open = 0  # slots granted whose request is not sent yet
+        self._stamped = asyncio.Event()
         self._paused_until = float("-inf")
         self._turn = asyncio.Lock()
 
@@ -94,20 +123,40 @@ class RateLimiter:
         self.pause_until(self._clock() + max(0.0, seconds))
 
     async def acquire(self) -> None:
-        """Wait until a request may start without breaking the limit or a pause, then count it."""
+        """Wait until a request may start without breaking the limit or a pause; count it as sent."""
+        (await self.hold()).sent()
+
+    async def hold(self) -> Slot:
+        """Wait for a free slot (and the end of any pause); call ``sent`` on it once sent."""
+        held = self.period + self.margin
         async with self._turn:
             while True:
                 now = self._clock()
+                while self._starts and now - self._starts[0] >= held:  # a difference: exact
+                    self._starts.popleft()
                 wait = self._paused_until - now
-                if len(self._starts) == self.max_requests:
-                    elapsed = now - self._starts[0]  # compared as a difference: exact at the edge
-                    if elapsed < self.period + self.margin:
-                        wait = max(wait, self.period + self.margin - elapsed)
+                busy = len(self._starts) + self._open - self.max_requests
+                if busy >= len(self._starts):  # every slot waits for its request to be sent
+                    self._stamped.clear()
+                    await self._stamped.wait()
+                    continue
+                if busy >= 0:  # the next slot frees when the (busy+1)-th oldest send ages out
+                    wait = max(wait, held - (now - self._starts[busy]))
                 if wait <= 0:
                     break
                 await self._sleep(max(wait, _MIN_SLEEP))
-            self._starts.append(now)
+            self._open += 1
             self.acquired += 1
+        return Slot(self)
+
+    def _stamp(self) -> None:
+        self._open -= 1
+        self._starts.append(self._clock())
+        self._stamped.set()
+
+    def _release(self) -> None:
+        self._open -= 1
+        self._stamped.set()
 
     async def __aenter__(self) -> None:
         await self.acquire()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,7 +35,7 @@ class RepeatTracker:
                 [self._last.get(k, -1) if k is not None else -1 for k in keys.to_pylist()]
             )
             return pc.and_(pc.is_valid(keys), pc.not_equal(kept, ordinals))
-        positions = pa.array(range(len(keys)), pa.int64())
+        positions = pa.array(np.arange(len(keys), dtype=np.int64))
         table = pa.table({"key": keys, "pos": positions}).filter(pc.is_valid(keys))
         first = table.group_by("key", use_threads=False).aggregate([("pos", "min")])
         first_keys = first.column("key").combine_chunks()

@@ -14,7 +14,9 @@ from rich.console import Console
 from pipelines.readers import expand_sources
 from pipelines.replay import check_deadletter
 from pipelines.report import RunReport
+from pipelines.retention import prune_runs
 from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute
+from pipelines.runs import DEFAULT_RUNS_DIR
 from pipelines.settings import load_settings
 from pipelines.steps import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
 from transforms.errors import LmsSyncError
@@ -90,6 +92,10 @@ def replay_command(
         bool, typer.Option("--json", help="Print report.json to stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    keep_runs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Then delete all but the N newest run folders in data/runs/."),
+    ] = None,
 ) -> None:
     """Re-submit the rows of dead-letter files after they were fixed.
 
@@ -108,6 +114,8 @@ def replay_command(
         use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
         options = RunOptions(out, dry_run, ledger, wait, use_prefect, max_invalid_pct)
         report = execute(plan, settings, options)
+        if keep_runs is not None:
+            prune_runs(DEFAULT_RUNS_DIR, keep_runs)
     except LmsSyncError as exc:
         _fail(str(exc), exc.exit_code)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -24,7 +25,7 @@ from transforms.mapping import MappingSpec, check_columns, parse_mapping
 from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows, check_rows
 
 DEFAULT_BATCH_ROWS = 131_072
-LARGE_INPUT_BYTES = 256 * 1024 * 1024  # ~2.5 M rows: from here the numba key kernel pays off
+LARGE_INPUT_BYTES = 48 * 1024 * 1024  # ~700 k rows: from here loading the key kernel pays off
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Chunk:
     @property
     def ordinals(self) -> pa.Array:
         """Run-wide position of every row (used by ``repeats: last``)."""
-        return pa.array(range(self.first_ordinal, self.first_ordinal + self.batch.table.num_rows))
+        start = self.first_ordinal
+        return pa.array(np.arange(start, start + self.batch.table.num_rows, dtype=np.int64))
 
 
 class ValidRowSink(Protocol):
@@ -137,7 +139,7 @@ def settle_chunk(
             "key": checked.key,
             "body": checked.body,
             "row": chunk.batch.rows,
-            "index": pa.array(range(n), pa.int64()),
+            "index": pa.array(np.arange(n, dtype=np.int64)),
         }
     ).filter(fresh)
     sink.accept(chunk, rows)

@@ -1,8 +1,8 @@
 """The exception tree of lms-sync. Row problems are values, never exceptions; these are run-level.
 
-    LmsSyncError                 base; ``retryable`` says whether trying again can help
-    ├── MappingError             the mapping file is wrong (exit 2)           terminal
-    └── (pipelines.errors)       source, lock, API and auth errors           see there
+LmsSyncError                 base; ``retryable`` says whether trying again can help
+├── MappingError             the mapping file is wrong (exit 2)           terminal
+└── (pipelines.errors)       source, lock, API and auth errors           see there
 """
 
 from __future__ import annotations

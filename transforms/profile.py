@@ -26,39 +26,17 @@ from transforms.scores import to_scores
 from transforms.text import clean_text, match_key_of
 from transforms.timestamps import to_utc_millis
 
-Kind = Literal[
-    "empty", "id", "email", "timestamp", "duration", "score", "status", "text", "number"
-]
+Kind = Literal["empty", "id", "email", "timestamp", "duration", "score", "status", "text", "number"]
 
 ISO = "iso"  # Profile format of a column of ISO 8601 text (the mapping leaves ``format`` out)
-TIMESTAMP_FORMATS: tuple[str | None, ...] = (
-    None,
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y",
-    "%d.%m.%Y %H:%M %z",
-    "%d.%m.%Y %H:%M:%S %z",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y/%m/%d",
-    "%d-%m-%Y %H:%M",
-    "%d-%m-%Y",
-    "%d-%b-%Y %H:%M",
-    "%d-%b-%Y",
-    "%d %b %Y %H:%M",
-    "%d %b %Y",
-    "%b %d, %Y %I:%M %p",
-    "%b %d, %Y",
+TIMESTAMP_FORMATS: tuple[str | None, ...] = (  # candidates, ISO 8601 (None) first
+    None, "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y", "%d.%m.%Y %H:%M %z",
+    "%d.%m.%Y %H:%M:%S %z", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%d-%m-%Y %H:%M", "%d-%m-%Y",
+    "%d-%b-%Y %H:%M", "%d-%b-%Y", "%d %b %Y %H:%M", "%d %b %Y", "%b %d, %Y %I:%M %p", "%b %d, %Y",
     "%Y%m%d",
-)
+)  # fmt: skip
 _EPOCH_RANGES = (("epoch_s", 1e8, 4.2e9), ("epoch_ms", 1e11, 4.2e12), ("excel_serial", 2e4, 8e4))
 _NO_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)  # profiling judges formats, not run times
 _PROBE_VALUES = 200  # distinct values each candidate format is tried on
@@ -69,7 +47,6 @@ _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _NUMERIC = r"^[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)$"
 _DATE_SHAPE = r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|[A-Za-z]{3} \d{1,2},? \d{4}|\d{1,2}[- ][A-Za-z]{3}"
 _SCORE_MARK = r"%|\d\s*/\s*\d+(?:[.,]\d+)?$"
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 _ENTITIES = ("user", "employee", "student", "learner", "worker", "person", "member", "course")
 _ID_WORDS = frozenset({"id", "ids", "uuid", "guid", "code", "key", "ref", "reference", "idnumber"})
@@ -228,7 +205,7 @@ def _guess(words: set[str], present: pa.Array, counts: pa.Array) -> dict[str, ob
 
 def _guess_number(words: set[str], present: pa.Array, text: pa.Array) -> dict[str, object]:
     """A column of numbers (typed or as text): id, epoch timestamp, duration, score or number."""
-    numbers = [float(v.replace(",", ".")) for v in text.to_pylist() if re.match(_NUMERIC, v)]
+    numbers = _floats(text)
     if _is_id_name(words):
         return {"kind": "id"}
     if _DURATION_WORDS & words or {"total", "time"} <= words:
@@ -293,9 +270,9 @@ def _swap_day_month(fmt: str | None) -> str | None:
 
 def _best_scale(text: pa.Array) -> tuple[str, int]:
     percent, fraction = _errors(to_scores(text, "percent")), _errors(to_scores(text, "fraction"))
-    plain = [v for v in text.to_pylist() if re.match(_NUMERIC, v)]
-    small = bool(plain) and all(float(v.replace(",", ".")) <= 1 for v in plain)
-    if fraction < percent or (fraction == percent and small and any("." in v for v in plain)):
+    plain = _floats(text)
+    small = bool(plain) and max(plain) <= 1 and any(n != int(n) for n in plain)
+    if fraction < percent or (fraction == percent and small):
         return "fraction", fraction
     return "percent", percent
 
@@ -315,7 +292,7 @@ def _guess_duration(words: set[str], present: pa.Array) -> dict[str, object] | N
         return {"kind": "duration", "errors": _errors(described)}
     good = pc.unique(pc.filter(present, pc.invert(described.invalid)))
     seconds = [_seconds(v) for v in _probe(good).to_pylist()]
-    bare_numbers = [float(v.replace(",", ".")) for v in pc.filter(present, bare).to_pylist()]
+    bare_numbers = _floats(pc.filter(present, bare))
     unit, note = _unit_for(words, bare_numbers, [s for s in seconds if s is not None])
     errors = _errors(to_iso_durations(present, unit))
     return {"kind": "duration", "unit": unit, "errors": errors, "note": note}
@@ -357,10 +334,10 @@ def _guess_text(words: set[str], present: pa.Array, counts: pa.Array) -> dict[st
         return {"kind": "id"}
     known = sum(_status_class(v) is not None for v in counts.field("values").to_pylist())
     lowcard = distinct <= 30 and distinct <= max(3, 0.3 * n)
-    if _STATUS_WORDS & words or known or lowcard:
-        if distinct <= 50 and (lowcard or known or distinct <= 0.5 * n):
-            ordered = sorted(counts.to_pylist(), key=lambda c: -c["counts"])
-            return {"kind": "status", "values": tuple(c["values"] for c in ordered)}
+    named = bool(_STATUS_WORDS & words) and distinct <= min(50, 0.5 * n)
+    if lowcard or known or named:
+        ordered = sorted(counts.to_pylist(), key=lambda c: -c["counts"])
+        return {"kind": "status", "values": tuple(c["values"] for c in ordered)}
     if spaced < 0.05 and _share(present, r"\d") >= 0.5 and distinct >= 0.5 * n:
         return {"kind": "id"}
     return {"kind": "text"}
@@ -381,6 +358,12 @@ def _words(name: str) -> set[str]:
         if word.endswith("id") and len(word) > 2:
             words.update((word[:-2], "id"))
     return words
+
+
+def _floats(text: pa.Array) -> list[float]:
+    """The values of ``text`` that are plain numbers (decimal comma allowed), as floats."""
+    numeric = pc.filter(text, pc.match_substring_regex(text, _NUMERIC))
+    return pc.cast(pc.replace_substring(numeric, ",", "."), pa.float64()).to_pylist()
 
 
 def _share(text: pa.Array, pattern: str) -> float:
@@ -555,7 +538,7 @@ def _result_lines(status: ColumnProfile | None, used: set[str]) -> list[str]:
         lines[-1] = "    map: {}  # TODO: map the statuses meaning pass or fail"
     others = [v for v in status.values if _status_class(v) == "finished"]
     if others:
-        lines.append(f"    # sent as unmapped_value (finished, no verdict): {', '.join(others)}")
+        lines.append(f"    # sent as unmapped_value (finished, no verdict): {_listed(others)}")
     return lines
 
 
@@ -599,9 +582,9 @@ def _filter_lines(status: ColumnProfile | None) -> list[str]:
     lines = ["filters:  # rows outside the list are skipped on purpose (not errors)"]
     lines.append(f"  - {{column: {_yaml(status.name)}, in: [{listed}]}}")
     if left_out:
-        lines.append(f"  # skipped as unfinished: {', '.join(left_out)}")
+        lines.append(f"  # skipped as unfinished: {_listed(left_out)}")
     if unknown:
-        lines.append(f"  # TODO: also skipped, add them if they are finished: {', '.join(unknown)}")
+        lines.append(f"  # TODO: also skipped, add them if they are finished: {_listed(unknown)}")
     return lines
 
 
@@ -688,8 +671,14 @@ def _status_score(column: ColumnProfile) -> float:
     return 5 * bool(_STATUS_WORDS & _words(column.name)) + known
 
 
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(_yaml(v) for v in values)
+
+
 def _yaml(value: str) -> str:
     """A YAML scalar: plain when safe (also inside flow collections), else double-quoted."""
     plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9 _.\-/()]*", value) and not value.endswith(" ")
     special = value.lower() in {"yes", "no", "on", "off", "true", "false", "null", "y", "n"}
-    return value if plain and not special else json.dumps(value, ensure_ascii=False)
+    if plain and not special:
+        return value
+    return json.dumps(value, ensure_ascii=not value.isprintable())  # YAML refuses raw controls

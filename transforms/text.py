@@ -6,7 +6,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # Blank, whitespace-only, N/A (any case), NULL/null: the field is omitted (DESIGN §5).
-_BLANK_PATTERN = r"(?i)^(?:|n/a|null)$"
+_BLANK_WORDS = ("n/a", "null")
+
+
+def _case_variants(word: str) -> list[str]:
+    variants = [""]
+    for char in word:
+        options = {char.lower(), char.upper()}
+        variants = [v + o for v in variants for o in sorted(options)]
+    return variants
+
+
+# Every spelling of the blank words: a hash lookup is several times faster than a regex.
+_BLANKS = pa.array(["", *(v for word in _BLANK_WORDS for v in _case_variants(word))], pa.string())
 
 
 def clean_text(values: pa.Array) -> pa.Array:
@@ -16,15 +28,20 @@ def clean_text(values: pa.Array) -> pa.Array:
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return values
     trimmed = pc.utf8_trim_whitespace(values)
-    blank = pc.match_substring_regex(trimmed, _BLANK_PATTERN)
+    blank = pc.is_in(trimmed, value_set=_BLANKS)
     return pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
 
 
 def match_key(values: pa.Array) -> pa.Array:
-    """Key for case- and space-insensitive matching: trimmed, lower-cased, inner runs collapsed."""
+    """Key for case- and space-insensitive matching: trimmed, lower-cased, inner runs collapsed.
+
+    Computed once per distinct value (statuses have a handful) and spread back.
+    """
     text = pc.cast(values, pa.string()) if not pa.types.is_string(values.type) else values
-    collapsed = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"\s+", " ")
-    return pc.utf8_lower(collapsed)
+    encoded = pc.dictionary_encode(text)
+    trimmed = pc.utf8_trim_whitespace(encoded.dictionary)
+    keys = pc.utf8_lower(pc.replace_substring_regex(trimmed, r"\s+", " "))
+    return pc.take(keys, encoded.indices)
 
 
 def match_key_of(value: str) -> str:

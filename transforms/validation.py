@@ -10,7 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.durations import to_iso_durations
-from transforms.jsontext import join_present, json_number, json_object, json_string, member
+from transforms.jsontext import (
+    json_member,
+    json_number,
+    json_object,
+    json_string,
+    member,
+    optional_object,
+)
 from transforms.keys import idempotency_keys
 from transforms.mapping import Column, MappingSpec
 from transforms.results import map_results
@@ -88,13 +95,10 @@ def check_rows(
             "learning_object_external_reference is blank",
         )
     )
-    members.append(member("learning_object_external_reference", json_string(lo_ref)))
+    first_member = json_member("learning_object_external_reference", lo_ref, first=True)
     if fields.learning_object_id is not None:
-        members.append(
-            member(
-                "learning_object_id", json_string(_field_text(table, fields.learning_object_id, n))
-            )
-        )
+        lo_id = _field_text(table, fields.learning_object_id, n)
+        members.append(json_member("learning_object_id", lo_id))
 
     completed_at = pa.nulls(n, pa.string())
     if fields.completed_at is not None:
@@ -106,47 +110,40 @@ def check_rows(
         )
         completed_at = converted.values
         problems.append(_Problem("completed_at", converted.codes, converted.messages))
-        members.append(member("completed_at", json_string(completed_at)))
+        members.append(json_member("completed_at", completed_at, plain=True))
 
     if fields.time_spent is not None:
         durations = to_iso_durations(
             _field_raw(table, fields.time_spent, n), fields.time_spent.unit
         )
         problems.append(_Problem("time_spent", durations.codes, durations.messages))
-        members.append(member("time_spent", json_string(durations.values)))
+        members.append(json_member("time_spent", durations.values, plain=True))
 
     if fields.result is not None:
         status_text = _field_text(table, fields.result, n)
-        mapped = map_results(status_text, fields.result.map)
-        result = json_object(
-            [
-                member("value", json_string(mapped)),
-                member("source_value", json_string(status_text)),
-            ],
-            n,
-        )
-        members.append(member("result", _null_where(pc.is_null(status_text), result)))
+        members.append(_result_member(status_text, fields.result.map))
 
     if fields.score is not None:
         raw = _field_raw(table, fields.score, n)
         scores = to_scores(raw, fields.score.scale)
         problems.append(_Problem("score", scores.codes, scores.messages))
-        score = json_object(
-            [
-                member("percentage", json_number(scores.values)),
-                member("raw_value", json_string(pc.cast(raw, pa.string()))),
-            ],
-            n,
+        members.append(
+            pc.binary_join_element_wise(
+                ',"score":{"percentage":',
+                json_number(scores.values),
+                ',"raw_value":',
+                json_string(raw),
+                "}",
+                "",
+            )
         )
-        members.append(member("score", _null_where(pc.is_null(scores.values), score)))
 
     if fields.passthrough is not None:
         extra = [
-            member(column, _json_value(clean_text(_column(table, column))))
+            _passthrough_member(column, clean_text(_column(table, column)))
             for column in fields.passthrough.columns
         ]
-        passthrough = json_object(extra, n)
-        members.append(member("passthrough", _null_where(pc.equal(passthrough, "{}"), passthrough)))
+        members.append(member("passthrough", optional_object(extra, n)))
 
     deprecated: Counter[str] = Counter()
     string_values: dict[str, pa.Array] = {}
@@ -154,7 +151,7 @@ def check_rows(
         spec_field = getattr(fields, name)
         if spec_field is not None:
             string_values[name] = _field_text(table, spec_field, n)
-            members.append(member(name, json_string(string_values[name])))
+            members.append(json_member(name, string_values[name]))
 
     first = _first_problem(problems)
     malformed = pc.is_valid(read_errors)
@@ -173,8 +170,8 @@ def check_rows(
         else pc.binary_join_element_wise(f"{spec.user.resolve_by}:", user, "")
     )
     keys = idempotency_keys(_null_where(pc.invert(valid), account), user_part, lo_ref, completed_at)
-    body = _null_where(pc.invert(valid), json_object(members, n))
-    errors = _errors_json(problems, malformed)
+    body = _null_where(pc.invert(valid), json_object(first_member, members))
+    errors = _errors_json(problems, malformed, invalid)
     return CheckedRows(
         status=status,
         account=account,
@@ -184,7 +181,7 @@ def check_rows(
         error_code=_null_where(pc.invert(invalid), first[0]),
         error_field=_null_where(pc.invert(invalid), first[1]),
         error_message=_null_where(pc.invert(invalid), first[2]),
-        errors=_null_where(pc.invert(invalid), errors),
+        errors=errors,
         deprecated_uses=deprecated,
     )
 
@@ -222,13 +219,28 @@ def _account_column(table: pa.Table, spec: MappingSpec, account_id: str | None, 
     return clean_text(pa.repeat(value, n).cast(pa.string()))
 
 
-def _json_value(values: pa.Array) -> pa.Array:
+def _passthrough_member(name: str, values: pa.Array) -> pa.Array:
     """Passthrough values keep JSON numbers and booleans; everything else is a string."""
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        return json_number(values)
+        return member(name, json_number(values))
     if pa.types.is_boolean(values.type):
-        return pc.if_else(values, "true", "false")
-    return json_string(values)
+        return member(name, pc.if_else(values, "true", "false"))
+    return json_member(name, values)
+
+
+def _result_member(status_text: pa.Array, mapping: dict[str, str]) -> pa.Array:
+    """``,"result":{"value":…,"source_value":…}`` built once per distinct status."""
+    encoded = pc.dictionary_encode(status_text)
+    statuses = encoded.dictionary
+    result = pc.binary_join_element_wise(
+        ',"result":{"value":',
+        json_string(map_results(statuses, mapping)),
+        ',"source_value":',
+        json_string(statuses),
+        "}",
+        "",
+    )
+    return pc.take(result, encoded.indices)
 
 
 def _where(mask: pa.Array, code: str) -> pa.Array:
@@ -270,27 +282,35 @@ def _first_problem(problems: list[_Problem]) -> tuple[pa.Array, pa.Array, pa.Arr
     )
 
 
-def _errors_json(problems: list[_Problem], malformed: pa.Array) -> pa.Array:
-    """JSON list of every problem per row; a malformed record lists only that."""
+def _errors_json(problems: list[_Problem], malformed: pa.Array, invalid: pa.Array) -> pa.Array:
+    """JSON list of every problem of each invalid row (a malformed record lists only that).
+
+    Built on the invalid rows alone (usually a few per cent) and spread back: null elsewhere.
+    """
     n = len(malformed)
+    if not pc.any(invalid).as_py():
+        return pa.nulls(n, pa.string())
     items = []
     for problem in problems:
-        code = "malformed_row" if problem.field == "_row" else None
-        codes = _where(pc.is_valid(problem.codes), code) if code else problem.codes
+        codes = pc.filter(problem.codes, invalid)
+        if problem.field == "_row":
+            codes = _where(pc.is_valid(codes), "malformed_row")
         field_json = "null" if problem.field == "_row" else f'"{problem.field}"'
-        item = pc.binary_join_element_wise(
-            '{"code":',
-            json_string(codes),
-            f',"field":{field_json},"message":',
-            json_string(problem.messages),
-            "}",
-            "",
+        items.append(
+            pc.binary_join_element_wise(
+                ',{"code":',
+                json_string(codes),
+                f',"field":{field_json},"message":',
+                json_string(pc.filter(problem.messages, invalid)),
+                "}",
+                "",
+            )
         )
-        items.append(item)
-    joined = join_present(items, ",", n)
-    listed = pc.binary_join_element_wise("[", joined, "]", "")
-    only_read = pc.binary_join_element_wise("[", items[0], "]", "")
-    return pc.if_else(malformed, only_read, listed) if n else listed
+    joined = pc.binary_join_element_wise(*items, "", null_handling="replace", null_replacement="")
+    listed = pc.binary_join_element_wise("[", pc.utf8_slice_codeunits(joined, 1), "]", "")
+    only_read = pc.binary_join_element_wise("[", pc.utf8_slice_codeunits(items[0], 1), "]", "")
+    subset = pc.if_else(pc.filter(malformed, invalid), only_read, listed)
+    return pc.replace_with_mask(pa.nulls(n, pa.string()), invalid, subset)
 
 
 def _filtered_out(table: pa.Table, spec: MappingSpec, n: int) -> pa.Array:

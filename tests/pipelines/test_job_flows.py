@@ -1,0 +1,229 @@
+"""The jobs of issue 4 in Prefect mode: ``nightly_sync``/``backfill`` with a subflow per file,
+``sync_completions`` states and the run-summary artifact (``pipelines/flows.py``).
+
+One Prefect test server serves the whole session (``prefect_test_harness``, ~11 s to start);
+flow runs talk to the real sandbox over HTTP and are read back with the Prefect client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.report import RunReport
+from pipelines.sandbox import RunningSandbox
+from pipelines.settings import Settings
+from pipelines.steps import check_chunk, iter_chunks, load_mapping, plan_run
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "samples" / "workday_learning.csv"
+MAPPING = ROOT / "config" / "mappings" / "workday_learning.yaml"
+ACCOUNT = "sandbox-account"
+KEY = "sandbox-key"
+SAMPLE_SENT = 10  # rows of workday_learning.csv a first delivering run sends (6 of 20 invalid)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary Prefect server (own PREFECT_HOME, no analytics) for every test of the file."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_HOME", str(home))
+        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        env.setenv("PREFECT_SERVER_UI_ENABLED", "false")
+        env.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+        env.delenv("PREFECT_API_URL", raising=False)
+        from prefect.settings import (
+            PREFECT_HOME,
+            PREFECT_SERVER_ANALYTICS_ENABLED,
+            temporary_settings,
+        )
+        from prefect.testing.utilities import prefect_test_harness
+
+        updates = {PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False}
+        with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=90):
+            yield
+
+
+@pytest.fixture
+def deliver_env(
+    prefect_server: None,
+    make_sandbox: Callable[..., RunningSandbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> RunningSandbox:
+    """A sandbox, and the environment a flow reads its settings from pointing at it."""
+    sandbox = make_sandbox(rate_limit=(100_000, 1.0))
+    monkeypatch.setenv("STACKONE_API_KEY", KEY)
+    monkeypatch.setenv("STACKONE_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("STACKONE_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("LMS_SYNC_RATE_LIMIT", "100000/1s")
+    return sandbox
+
+
+def land(folder: Path, name: str, prefix: str, mtime: float) -> Path:
+    """The Workday sample with every employee id prefixed (other keys), landed at ``mtime``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = SAMPLE.read_bytes().decode("utf-8-sig")
+    path = folder / name
+    path.write_text(re.sub(r"(?m)^(\d{5});", rf"{prefix}\1;", text), encoding="utf-8")
+    import os
+
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+async def flow_runs_under(parent_id: Any) -> list[Any]:
+    """The subflow runs a flow run started, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+            ),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
+    return list(runs)
+
+
+async def artifacts_of(key: str, flow_run_ids: list[Any]) -> list[Any]:
+    """Artifacts with ``key`` that the given flow runs created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids),
+            )
+        )
+    return list(found)
+
+
+def test_nightly_sync_runs_a_subflow_per_file_and_fails_on_dead_letters(
+    deliver_env: RunningSandbox, tmp_path: Path
+) -> None:
+    """A real nightly_sync flow run: one sync_completions subflow per landed file (oldest first),
+    a run-summary artifact per subflow, Failed because rows were dead-lettered; the next run
+    sends nothing and ends Completed.
+    """
+    from pipelines.flows import nightly_sync
+    from pipelines.jobs import JobSummary
+
+    landing = tmp_path / "landing"
+    land(landing, "b.csv", "1", mtime=1_700_000_000)
+    land(landing, "a.csv", "2", mtime=1_700_000_100)
+    params: dict[str, Any] = {
+        "landing": str(landing),
+        "mapping": str(MAPPING),
+        "ledger": str(tmp_path / "ledger.sqlite"),
+        "out": str(tmp_path / "runs"),
+    }
+
+    async def run() -> tuple[Any, Any, list[Any], list[Any]]:
+        state = await nightly_sync(**params, return_state=True)
+        summary = await state.result(raise_on_failure=False)
+        children = await flow_runs_under(state.state_details.flow_run_id)
+        artifacts = await artifacts_of("lms-sync-run-summary", [c.id for c in children])
+        return state, summary, children, artifacts
+
+    state, summary, children, artifacts = asyncio.run(run())
+    assert state.is_failed(), state.message
+    assert state.message == "rows were dead-lettered (see the run summaries)"
+    assert isinstance(summary, JobSummary)
+    assert [Path(r.sources[0]).name for r in summary.reports] == ["b.csv", "a.csv"]
+    assert len(deliver_env.completions()) == 2 * SAMPLE_SENT
+    assert [c.name for c in children] == ["deliver b.csv", "deliver a.csv"]
+    assert {c.state.type.value for c in children} == {"COMPLETED"}  # no max_invalid_pct given
+    assert len(artifacts) == 2
+    assert all("| delivered | 10 |" in a.data for a in artifacts)
+
+    deliver_env.reset()
+    again = asyncio.run(nightly_sync(**params, return_state=True))
+    assert again.is_completed(), again.message
+    assert deliver_env.request_log() == []
+
+
+def test_sync_completions_fails_above_max_invalid_pct(prefect_server: None, tmp_path: Path) -> None:
+    """A dry sync_completions run with 30 % invalid rows is Failed at 5 % and Completed at 50 %."""
+    from pipelines.flows import sync_completions
+
+    settings = Settings(account_id=ACCOUNT)
+    plan = plan_run([str(SAMPLE)], load_mapping(MAPPING, {}), ACCOUNT)
+
+    async def run(pct: float, out: Path) -> Any:
+        return await sync_completions(
+            plan, out=out, settings=settings, max_invalid_pct=pct, return_state=True
+        )
+
+    failed = asyncio.run(run(5, tmp_path / "strict"))
+    assert failed.is_failed()
+    assert failed.message == "30.00% of rows invalid or failed > 5.0%"
+    report = asyncio.run(failed.result(raise_on_failure=False))
+    assert isinstance(report, RunReport)
+    assert report.outcomes["would_send"] == SAMPLE_SENT and report.outcomes["invalid"] == 6
+    assert (tmp_path / "strict" / "payloads.jsonl").exists()
+
+    passed = asyncio.run(run(50, tmp_path / "lenient"))
+    assert passed.is_completed(), passed.message
+
+
+def test_check_chunk_task_is_the_plain_step(prefect_server: None) -> None:
+    """The Prefect task wraps the pure step: ``task.fn`` gives exactly what ``check_chunk`` gives."""
+    from pipelines.flows import check_chunk_task
+
+    plan = plan_run([str(SAMPLE)], load_mapping(MAPPING, {}), ACCOUNT)
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    chunk = next(iter_chunks(plan))
+    assert check_chunk_task.fn(chunk, plan, now).body.equals(check_chunk(chunk, plan, now).body)
+
+
+def test_backfill_flow_via_the_cli_prefect_flag(
+    deliver_env: RunningSandbox, tmp_path: Path
+) -> None:
+    """``lms-sync backfill --prefect`` runs the backfill flow; a rerun finds every file processed."""
+    from pipelines.cli import app
+
+    history = tmp_path / "history"
+    for n in range(2):
+        land(history, f"2023-0{n + 1}.csv", str(n + 1), mtime=1_700_000_000 + n)
+    args = [
+        "backfill",
+        str(history),
+        "-m",
+        str(MAPPING),
+        "--ledger",
+        str(tmp_path / "ledger.sqlite"),
+        "--out",
+        str(tmp_path / "runs"),
+        "--prefect",
+        "--max-invalid-pct",
+        "40",
+    ]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert len(deliver_env.completions()) == 2 * SAMPLE_SENT
+    deliver_env.reset()
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "already processed, skipped: 2 file(s)" in second.output
+    assert deliver_env.request_log() == []
+    shutil.rmtree(tmp_path / "runs")
