@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
+from pipelines.console import EXIT_ABORTED, EXIT_OK, console, fail, print_summary, settings_error
+from pipelines.inspect import inspect_command
 from pipelines.job_commands import backfill_command, import_command, nightly_command, serve_command
+from pipelines.ledger_command import ledger_command
 from pipelines.readers import expand_sources
-from pipelines.report import OUTCOMES
+from pipelines.replay_command import replay_command
+from pipelines.retention import prune_runs
 from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute
+from pipelines.runs import DEFAULT_RUNS_DIR
 from pipelines.settings import load_settings
 from pipelines.steps import load_mapping, plan_run
 from transforms.errors import LmsSyncError
@@ -27,9 +29,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-
-EXIT_OK, EXIT_DEADLETTERED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "mappings"
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
@@ -81,6 +80,10 @@ def run(
         bool, typer.Option("--json", help="Print report.json to stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    keep_runs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Then delete all but the N newest run folders in data/runs/."),
+    ] = None,
 ) -> None:
     """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
@@ -98,12 +101,14 @@ def run(
         use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
         options = RunOptions(out, dry_run, ledger, wait, use_prefect, max_invalid_pct)
         report = execute(plan, settings, options)
+        if keep_runs is not None:
+            prune_runs(DEFAULT_RUNS_DIR, keep_runs)
     except LmsSyncError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except ValidationError as exc:
-        _fail(_settings_error(exc))
+        fail(settings_error(exc))
     if not quiet:
-        _print_summary(report.as_dict(), report.folder, json_output)
+        print_summary(report.as_dict(), report.folder, json_output)
     raise typer.Exit(report.exit_code())
 
 
@@ -127,7 +132,7 @@ def check_mapping(
         else:
             checked = ""
     except LmsSyncError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     console.print(f"[green]ok[/green] {mapping}{checked}")
 
 
@@ -164,7 +169,7 @@ def sandbox(
             db_path=db,
         )
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     serve_forever(config, "127.0.0.1", port)
 
 
@@ -199,8 +204,8 @@ def demo(
                 )
                 report = execute(plan, settings, options)
             except LmsSyncError as exc:
-                _fail(str(exc), exc.exit_code)
-            _print_summary(report.as_dict(), report.folder, json_output=False)
+                fail(str(exc), exc.exit_code)
+            print_summary(report.as_dict(), report.folder, json_output=False)
             aborted = aborted or bool(report.aborted)
         stored = len(running.completions())
     console.print(
@@ -211,44 +216,9 @@ def demo(
     raise typer.Exit(EXIT_ABORTED if aborted else EXIT_OK)
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _settings_error(exc: ValidationError) -> str:
-    """One line naming the setting (never its value: it may be the API key)."""
-    error = exc.errors()[0]
-    name = ".".join(str(part) for part in error["loc"]) or "settings"
-    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}"
-
-
-def _print_summary(summary: dict[str, Any], folder: Path | None, json_output: bool) -> None:
-    if json_output:
-        import orjson
-
-        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
-    console.print(
-        f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}",
-        highlight=False,
-    )
-    table = Table(show_edge=False, box=None, padding=(0, 2))
-    table.add_column("outcome")
-    table.add_column("rows", justify="right")
-    for name in OUTCOMES:
-        if summary["outcomes"][name]:
-            table.add_row(name, f"{summary['outcomes'][name]:,}")
-    table.add_row("[bold]rows read[/bold]", f"[bold]{summary['rows_read']:,}[/bold]")
-    console.print(table)
-    if summary.get("estimate"):
-        console.print(f"a real run: {summary['estimate']['text']}", highlight=False)
-    if summary["reasons"]:
-        reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
-        console.print(f"reasons: {reasons}", highlight=False)
-    console.print(f"run folder: {folder}  ({summary['rows_per_second']:,} rows/s)", highlight=False)
-
-
+app.command("replay")(replay_command)
+app.command("ledger")(ledger_command)
+app.command("inspect")(inspect_command)
 app.command("nightly")(nightly_command)
 app.command("backfill")(backfill_command)
 app.command("import")(import_command)

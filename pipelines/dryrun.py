@@ -85,7 +85,9 @@ def count_would_send(plan: RunPlan, ledger: Ledger | None) -> int:
     total = 0
     for chunk in iter_chunks(plan):
         checked = check_chunk(chunk, plan, now)
-        fresh = pc.and_not(pc.equal(checked.status, VALID), tracker.repeats(checked.key, chunk.ordinals))
+        fresh = pc.and_not(
+            pc.equal(checked.status, VALID), tracker.repeats(checked.key, chunk.ordinals)
+        )
         if ledger is None:
             total += _true(fresh)
             continue

@@ -83,5 +83,3 @@ class LockError(LmsSyncError):
         self.pid = pid
         self.host = host
         self.since = since
-
-

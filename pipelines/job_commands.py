@@ -10,9 +10,9 @@ from typing import Annotated
 import orjson
 import pyarrow.parquet as pq
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pipelines.console import console, fail
 from pipelines.jobs import JobSummary, backfill_files, landing_files, run_files
 from pipelines.report import RunReport
 from pipelines.runner import (
@@ -26,8 +26,6 @@ from pipelines.settings import Settings, load_settings
 from pipelines.steps import load_mapping, plan_run
 from transforms.errors import LmsSyncError
 from transforms.mapping import MappingSpec
-
-console = Console(stderr=True, soft_wrap=True)
 
 MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML.")]
 OutOpt = Annotated[Path | None, typer.Option(help="Folder for the run folders (one per file).")]
@@ -110,8 +108,7 @@ def import_command(
         use_prefect = prefect or bool(os.environ.get("PREFECT_API_URL"))
         report = execute(plan, settings, RunOptions(out, not send, ledger, use_prefect=use_prefect))
     except LmsSyncError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        fail(str(exc), exc.exit_code)
     if not send and report.folder is not None:
         _print_preview(report.folder / "payloads.jsonl", preview)
     _print_errors(report)
@@ -179,8 +176,7 @@ def _run_job(
             )
             summary = asyncio.run(_run_plain(job, files, spec, settings, options))
     except LmsSyncError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        fail(str(exc), exc.exit_code)
     _print_job(summary)
     raise typer.Exit(summary.exit_code())
 

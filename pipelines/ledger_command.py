@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.console import fail, settings_error
 from pipelines.errors import SourceError
 from pipelines.ledger import Ledger
 from pipelines.readers import SourceBatch
@@ -147,7 +148,6 @@ def ledger_command(
 
       lms-sync ledger --forget 3f9c…e1 --retry-failed
     """
-    from pipelines.cli import _fail, _settings_error  # cli imports this module
 
     env = dict(os.environ)
     result: dict[str, Any] = {}
@@ -190,9 +190,9 @@ def ledger_command(
                 if not sum(result["counts"].values()):
                     result["other_targets"] = _targets_with_keys(ledger, state.target)
     except LmsSyncError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except ValidationError as exc:
-        _fail(_settings_error(exc))
+        fail(settings_error(exc))
     if json_output:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from pipelines.console import fail, print_summary, settings_error
 from pipelines.readers import expand_sources
 from pipelines.replay import check_deadletter
 from pipelines.report import RunReport
@@ -105,7 +106,6 @@ def replay_command(
 
     Example: lms-sync replay data/runs/20240501T020000Z-ab12/deadletter.parquet -m config/mappings/workday_learning.yaml
     """
-    from pipelines.cli import _fail, _print_summary, _settings_error  # cli imports this module
 
     env = dict(os.environ)
     try:
@@ -117,11 +117,11 @@ def replay_command(
         if keep_runs is not None:
             prune_runs(DEFAULT_RUNS_DIR, keep_runs)
     except LmsSyncError as exc:
-        _fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code)
     except ValidationError as exc:
-        _fail(_settings_error(exc))
+        fail(settings_error(exc))
     if not quiet:
-        _print_summary(report.as_dict(), report.folder, json_output)
+        print_summary(report.as_dict(), report.folder, json_output)
         console.print(
             f"[bold]{succeeded(report):,} of {report.rows_read:,} replayed rows now succeed[/bold]",
             highlight=False,
