@@ -1,0 +1,157 @@
+"""User lookup: emails or external references → LMS user ids, cached with a time-to-live.
+
+Every lookup is a request under the run's rate limit. With few distinct values each gets one
+filtered ``GET /unified/lms/users``; with many (100 k emails one by one would take ~105 min at
+950/min) the whole user list is paged through once instead. Answers, misses included, are kept in
+the state store so that nightly runs do not look up the same people again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from pipelines.client import StackOneClient
+
+Kind = Literal["email", "external_reference"]
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+MISS_TTL_SECONDS = 6 * 3600  # a user created today should be found by tonight's run
+PAGE_SIZE = 100
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_cache (
+    target TEXT NOT NULL,
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    user_id TEXT,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (target, account, kind, value)
+)
+"""
+
+
+def normalise(kind: Kind, value: str) -> str:
+    """Emails match case-insensitively; external references exactly (trimmed)."""
+    value = value.strip()
+    return value.lower() if kind == "email" else value
+
+
+class UserCache:
+    """Looked-up user ids per (target, account, kind, value) in SQLite, with a time-to-live."""
+
+    def __init__(self, path: Path, target: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.target = target
+        self.ttl_seconds = ttl_seconds
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute(_SCHEMA)
+
+    def __enter__(self) -> UserCache:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._db.close()
+
+    def get(self, account: str, kind: Kind, values: Iterable[str]) -> dict[str, str | None]:
+        """Fresh cached answers (``None`` = known miss) for the values that have one."""
+        now = int(time.time())
+        found: dict[str, str | None] = {}
+        for value in values:
+            row = self._db.execute(
+                "SELECT user_id, fetched_at FROM user_cache "
+                "WHERE target = ? AND account = ? AND kind = ? AND value = ?",
+                (self.target, account, kind, value),
+            ).fetchone()
+            if row is None:
+                continue
+            user_id, fetched_at = row
+            ttl = (
+                self.ttl_seconds if user_id is not None else min(self.ttl_seconds, MISS_TTL_SECONDS)
+            )
+            if now - fetched_at < ttl:
+                found[value] = user_id
+        return found
+
+    def put(self, account: str, kind: Kind, answers: dict[str, str | None]) -> None:
+        """Remember answers (``None`` for values no user has)."""
+        now = int(time.time())
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO user_cache VALUES (?, ?, ?, ?, ?, ?)",
+            [(self.target, account, kind, v, uid, now) for v, uid in answers.items()],
+        )
+        self._db.execute("COMMIT")
+
+
+class UserResolver:
+    """Resolves lookup values to user ids through the cache and, for the rest, the API."""
+
+    def __init__(
+        self, client: StackOneClient, cache: UserCache, *, one_by_one_limit: int = 200
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.one_by_one_limit = one_by_one_limit
+        self._listed: set[tuple[str, Kind]] = set()  # accounts whose whole list was read
+
+    async def resolve(
+        self, account: str, kind: Kind, values: Iterable[str]
+    ) -> dict[str, str | None]:
+        """User id (or None when no user has it) for every value."""
+        wanted = {normalise(kind, v) for v in values}
+        answers = self.cache.get(account, kind, wanted)
+        missing = wanted - answers.keys()
+        if not missing:
+            return answers
+        if (account, kind) in self._listed:  # this run read the whole list: not there
+            fetched: dict[str, str | None] = dict.fromkeys(missing)
+        elif len(missing) <= self.one_by_one_limit:
+            fetched = await self._one_by_one(account, kind, missing)
+        else:
+            fetched = await self._whole_list(account, kind, missing)
+        self.cache.put(account, kind, fetched)
+        return {**answers, **fetched}
+
+    async def _one_by_one(
+        self, account: str, kind: Kind, values: set[str]
+    ) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for value in sorted(values):
+            if kind == "email":
+                users = await self.client.find_users(account, email=value)
+            else:
+                users = await self.client.find_users(account, external_reference=value)
+            matches = [u for u in users if normalise(kind, str(u.get(kind) or "")) == value]
+            found[value] = str(matches[0]["id"]) if matches else None
+        return found
+
+    async def _whole_list(
+        self, account: str, kind: Kind, values: set[str]
+    ) -> dict[str, str | None]:
+        everyone: dict[str, str | None] = {}
+        async for user in self.client.iter_all_users(account, page_size=PAGE_SIZE):
+            for key in ("email", "external_reference"):
+                if user.get(key):
+                    everyone.setdefault(
+                        f"{key}\x1f{normalise(key, str(user[key]))}", str(user["id"])
+                    )
+        self._listed.add((account, kind))
+        listed = {value: everyone.get(f"{kind}\x1f{value}") for value in values}
+        # Cache everything the list showed, so later chunks need no request at all.
+        extra = {
+            k.split("\x1f", 1)[1]: uid for k, uid in everyone.items() if k.startswith(f"{kind}\x1f")
+        }
+        self.cache.put(account, kind, extra)
+        return listed

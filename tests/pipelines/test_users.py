@@ -1,0 +1,82 @@
+"""User lookup against the sandbox over HTTP: filtered lookups, whole-list paging, the cache."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipelines.client import StackOneClient
+from pipelines.ratelimit import RateLimiter
+from pipelines.sandbox import RunningSandbox
+from pipelines.users import UserCache, UserResolver
+from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
+
+USERS = [
+    {"id": f"u{i}", "email": f"Person{i}@Example.com", "external_reference": f"EXT-{i}"}
+    for i in range(60)
+]
+
+
+def _lookups(sandbox: RunningSandbox) -> int:
+    return sum(1 for entry in sandbox.request_log() if entry["method"] == "GET")
+
+
+async def _resolve(
+    sandbox: RunningSandbox,
+    cache_path: Path,
+    values: list[str],
+    kind: Any = "email",
+    **options: Any,
+) -> dict[str, str | None]:
+    async with StackOneClient(
+        SANDBOX_KEY, base_url=sandbox.base_url, limiter=RateLimiter(1000, 1.0)
+    ) as client:
+        ttl = options.pop("ttl_seconds", 3600)
+        with UserCache(cache_path, sandbox.base_url, ttl_seconds=ttl) as cache:
+            resolver = UserResolver(client, cache, **options)
+            return await resolver.resolve(SANDBOX_ACCOUNT, kind, values)
+
+
+def test_few_values_one_lookup_each_then_cached(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Two emails (one unknown): two filtered lookups; the second run asks nothing."""
+    sandbox = make_sandbox(users=USERS)
+    cache = tmp_path / "state.sqlite"
+    found = asyncio.run(_resolve(sandbox, cache, ["person3@example.com", "nobody@example.com"]))
+    assert found == {"person3@example.com": "u3", "nobody@example.com": None}
+    assert _lookups(sandbox) == 2
+    again = asyncio.run(_resolve(sandbox, cache, [" PERSON3@example.com ", "nobody@example.com"]))
+    assert again == found
+    assert _lookups(sandbox) == 2
+
+
+def test_many_values_page_through_the_list_once(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Above the one-by-one limit the whole user list is read once (paged), misses included."""
+    many = [
+        {"id": f"u{i}", "email": f"p{i}@example.com", "external_reference": f"EXT-{i}"}
+        for i in range(250)
+    ]
+    sandbox = make_sandbox(users=many)
+    values = [f"EXT-{i}" for i in range(40)] + ["EXT-missing"]
+    found = asyncio.run(
+        _resolve(sandbox, tmp_path / "s.sqlite", values, "external_reference", one_by_one_limit=5)
+    )
+    assert found["EXT-7"] == "u7" and found["EXT-missing"] is None
+    assert len(found) == 41
+    assert _lookups(sandbox) == 3  # 250 users, 100 a page
+
+
+def test_expired_answers_are_looked_up_again(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """With a time-to-live of zero every run asks the API again."""
+    sandbox = make_sandbox(users=USERS)
+    cache = tmp_path / "state.sqlite"
+    asyncio.run(_resolve(sandbox, cache, ["person1@example.com"], ttl_seconds=0))
+    asyncio.run(_resolve(sandbox, cache, ["person1@example.com"], ttl_seconds=0))
+    assert _lookups(sandbox) == 2
