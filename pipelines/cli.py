@@ -80,6 +80,10 @@ def run(
         bool, typer.Option("--json", help="Print report.json to stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    check_remote: Annotated[
+        bool,
+        typer.Option("--check-remote", help="Dry run: look up each distinct user once first."),
+    ] = False,
     keep_runs: Annotated[
         int | None,
         typer.Option(min=1, help="Then delete all but the N newest run folders in data/runs/."),
@@ -99,7 +103,9 @@ def run(
         spec = load_mapping(mapping, env)
         plan = plan_run(sources, spec, settings.account_id)
         use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
-        options = RunOptions(out, dry_run, ledger, wait, use_prefect, max_invalid_pct)
+        options = RunOptions(
+            out, dry_run, ledger, wait, use_prefect, max_invalid_pct, check_remote and dry_run
+        )
         report = execute(plan, settings, options)
         if keep_runs is not None:
             prune_runs(DEFAULT_RUNS_DIR, keep_runs)

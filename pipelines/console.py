@@ -50,6 +50,14 @@ def print_summary(summary: dict[str, Any], folder: Path | None, json_output: boo
     console.print(table)
     if summary.get("estimate"):
         console.print(f"a real run: {summary['estimate']['text']}", highlight=False)
+    remote = summary.get("remote_check")
+    if remote:
+        shown = ", ".join(remote["missing"][:10]) + (" …" if remote["missing_count"] > 10 else "")
+        console.print(
+            f"remote check: {remote['users_checked']:,} users looked up, "
+            f"{remote['missing_count']:,} not found{': ' + shown if shown else ''}",
+            highlight=False,
+        )
     if summary["reasons"]:
         reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
         console.print(f"reasons: {reasons}", highlight=False)

@@ -33,11 +33,17 @@ class PayloadSink:
         self.writer = writer
         self.report = report
         self.ledger = ledger
+        self.users: dict[str, set[str]] = {}  # distinct users per account (for --check-remote)
 
     def accept(self, chunk: Chunk, rows: pa.Table) -> None:
         """Write the rows' payload lines and count them would_send."""
         if self.ledger is not None and rows.num_rows:
             rows = self._not_yet_delivered(rows)
+        pairs = rows.select(["account", "user"]).group_by(["account", "user"]).aggregate([])
+        for account, user in zip(
+            pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
+        ):
+            self.users.setdefault(account, set()).add(user)
         lines = payload_lines(
             rows.column("account").combine_chunks(),
             rows.column("user").combine_chunks(),
@@ -118,8 +124,9 @@ def dry_run(
     report.folder = folder
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
     payloads = PayloadWriter(folder)
+    sink = PayloadSink(payloads, report, ledger)
     try:
-        run_chunks(plan, started, report, deadletter, PayloadSink(payloads, report, ledger), check)
+        run_chunks(plan, started, report, deadletter, sink, check)
     finally:
         payloads.close()
         deadletter.close()
@@ -130,4 +137,5 @@ def dry_run(
             "parquet": str(deadletter.parquet_path),
         }
         report.write(folder / "report.json")
+    report.distinct_users = sink.users
     return report

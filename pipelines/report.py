@@ -38,7 +38,9 @@ class RunReport:
     aborted: str | None = None
     estimate: dict[str, object] | None = None  # dry run: what a real run would cost
     max_invalid_pct: float | None = None
+    remote_check: dict[str, object] | None = None  # dry run --check-remote: users not found
     folder: Path | None = None  # the run folder (not part of report.json)
+    distinct_users: dict[str, set[str]] = field(default_factory=dict)  # not in report.json
 
     def add(self, outcome: str, count: int = 1, reason: str | None = None) -> None:
         """Count ``count`` rows ending in ``outcome`` (and, for duplicates and errors, why)."""
@@ -85,6 +87,7 @@ class RunReport:
             "deadletter": self.deadletter,
             "aborted": self.aborted,
             **({"estimate": self.estimate} if self.estimate is not None else {}),
+            **({"remote_check": self.remote_check} if self.remote_check is not None else {}),
             "problem_share_pct": round(self.problem_share() * 100, 3),
         }
 

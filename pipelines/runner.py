@@ -39,6 +39,7 @@ class RunOptions:
     wait: bool = False
     use_prefect: bool = False
     max_invalid_pct: float | None = None
+    check_remote: bool = False
 
 
 def use_prefect_defaults() -> None:
@@ -49,7 +50,7 @@ def use_prefect_defaults() -> None:
 
 def execute(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
     """Run ``plan``; SIGINT/SIGTERM stop a delivering run in order (report written, rest pending)."""
-    if not options.dry_run and settings.api_key is None:
+    if (not options.dry_run or options.check_remote) and settings.api_key is None:
         raise SettingsError(
             "STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)"
         )
@@ -62,6 +63,10 @@ async def execute_async(plan: RunPlan, settings: Settings, options: RunOptions) 
     """``execute`` inside a running event loop (flows that run several plans call this)."""
     if options.dry_run:
         report = await _dry(plan, settings, options)
+        if options.check_remote:
+            report.remote_check = await _check_remote(plan, settings, options, report)
+            assert report.folder is not None
+            report.write(report.folder / "report.json")
     else:
         report = await _deliver(plan, settings, options)
     report.max_invalid_pct = options.max_invalid_pct
@@ -94,6 +99,19 @@ async def _dry(plan: RunPlan, settings: Settings, options: RunOptions) -> RunRep
             ledger=ledger,
             rate_limit=settings.rate_limit,
         )
+
+
+async def _check_remote(
+    plan: RunPlan, settings: Settings, options: RunOptions, report: RunReport
+) -> dict[str, object]:
+    """Look up each distinct user of the dry run once; the ones missing go in the report."""
+    from pipelines.client import StackOneClient
+    from pipelines.users import UserCache, UserResolver, check_remote
+
+    async with StackOneClient.from_settings(settings) as client:
+        with UserCache(options.ledger_path.with_name("users.sqlite"), settings.target) as cache:
+            resolver = UserResolver(client, cache)
+            return await check_remote(resolver, plan.spec.user.resolve_by, report.distinct_users)
 
 
 async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:

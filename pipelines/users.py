@@ -155,3 +155,20 @@ class UserResolver:
         }
         self.cache.put(account, kind, extra)
         return listed
+
+
+async def check_remote(
+    resolver: UserResolver, kind: Kind | None, users: dict[str, set[str]]
+) -> dict[str, object]:
+    """Which of the users a dry run would send to do not exist (each looked up once)."""
+    missing: list[str] = []
+    checked = 0
+    for account, values in sorted(users.items()):
+        checked += len(values)
+        if kind is None:
+            known = {str(u["id"]) async for u in resolver.client.iter_all_users(account, PAGE_SIZE)}
+            missing += [f"{account}/{v}" for v in sorted(values - known)]
+        else:
+            found = await resolver.resolve(account, kind, values)
+            missing += [f"{account}/{v}" for v, uid in sorted(found.items()) if uid is None]
+    return {"users_checked": checked, "missing_count": len(missing), "missing": missing[:100]}

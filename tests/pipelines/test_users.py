@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pipelines.client import StackOneClient
 from pipelines.ratelimit import RateLimiter
 from pipelines.sandbox import RunningSandbox
@@ -80,3 +82,45 @@ def test_expired_answers_are_looked_up_again(
     asyncio.run(_resolve(sandbox, cache, ["person1@example.com"], ttl_seconds=0))
     asyncio.run(_resolve(sandbox, cache, ["person1@example.com"], ttl_seconds=0))
     assert _lookups(sandbox) == 2
+
+
+def test_check_remote_lists_users_the_api_does_not_know(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """A dry run with --check-remote looks each distinct user up once and names the missing."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    sandbox = make_sandbox(users=[{"id": "0041235"}, {"id": "0041236"}])
+    env = {
+        "STACKONE_API_KEY": SANDBOX_KEY,
+        "STACKONE_ACCOUNT_ID": SANDBOX_ACCOUNT,
+        "STACKONE_BASE_URL": sandbox.base_url,
+    }
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "data/samples/cornerstone_transcript.csv",
+            "-m",
+            "config/mappings/cornerstone_transcript.yaml",
+            "--dry-run",
+            "--check-remote",
+            "--out",
+            str(tmp_path / "run"),
+            "--ledger",
+            str(tmp_path / "state" / "ledger.sqlite"),
+            "--json",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 1, result.output
+    report = orjson.loads(result.stdout)
+    remote = report["remote_check"]
+    assert remote["users_checked"] == 9
+    assert remote["missing_count"] == 7
+    assert "sandbox-account/0041237" in remote["missing"]
+    assert "sandbox-account/0041235" not in remote["missing"]
+    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # a dry run never writes the ledger
+    assert all(entry["method"] == "GET" for entry in sandbox.request_log())
