@@ -28,6 +28,7 @@ from pipelines.repeats import RepeatTracker
 from pipelines.report import RunReport
 from pipelines.runs import new_run_id, run_folder
 from pipelines.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, settle_chunk
+from pipelines.users import Kind, UserResolver, normalise
 from transforms.errors import LmsSyncError
 from transforms.keys import blake2b_128_hex
 from transforms.validation import CheckedRows
@@ -63,6 +64,9 @@ class DeliverySink:
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     mark_batch: int = _MARK_BATCH
+    resolver: UserResolver | None = None  # mapping user.resolve_by: look ids up first
+    resolve_by: Kind | None = None
+    _unresolved: list[tuple[Chunk, pa.Table]] = field(default_factory=list)
     marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
     unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
     _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
@@ -91,10 +95,38 @@ class DeliverySink:
 
         send = pc.is_in(state, value_set=pa.array(SEND))
         chosen = rows.append_column("hash", hashes).filter(send)
+        if self.resolver is None:
+            self._queue(chunk, chosen, chosen.column("user").to_pylist())
+        else:  # user ids are looked up (async) before these rows can be sent
+            self._unresolved.append((chunk, chosen))
+
+    async def resolve_users(self) -> None:
+        """Look up the user ids of the rows accepted since the last call, then queue them.
+
+        Rows whose user does not exist are ``invalid`` with ``user_not_found`` (never sent).
+        """
+        assert self.resolver is not None and self.resolve_by is not None
+        while self._unresolved:
+            chunk, rows = self._unresolved.pop(0)
+            accounts = rows.column("account").to_pylist()
+            users = rows.column("user").to_pylist()
+            ids: dict[tuple[str, str], str | None] = {}
+            for account in sorted(set(accounts)):
+                wanted = {u for a, u in zip(accounts, users, strict=True) if a == account}
+                found = await self.resolver.resolve(account, self.resolve_by, wanted)
+                ids.update({(account, u): found.get(normalise(self.resolve_by, u)) for u in wanted})
+            resolved = [ids[(a, u)] for a, u in zip(accounts, users, strict=True)]
+            known = pa.array([uid is not None for uid in resolved])
+            self._queue(chunk, rows.filter(known), [uid for uid in resolved if uid is not None])
+            missing = rows.filter(pc.invert(known))
+            if missing.num_rows:
+                self._dead_letter_unknown_users(chunk, missing)
+
+    def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
         positions = chosen.column("index").to_pylist()
-        for account, user, key, body, body_hash, index in zip(
+        for account, user_id, key, body, body_hash, index in zip(
             chosen.column("account").to_pylist(),
-            chosen.column("user").to_pylist(),
+            user_ids,
             chosen.column("key").to_pylist(),
             chosen.column("body").to_pylist(),
             chosen.column("hash").to_pylist(),
@@ -102,8 +134,31 @@ class DeliverySink:
             strict=True,
         ):
             self.pending[key] = _Pending(chunk, index, body_hash)
-            self.backlog.append((Submission(key, account, user, body.encode()), body_hash))
+            self.backlog.append((Submission(key, account, user_id, body.encode()), body_hash))
         self.arrived.set()
+
+    def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
+        n = rows.num_rows
+        self.report.add("invalid", n, "user_not_found")
+        table = chunk.batch.table.take(rows.column("index"))
+        by = self.resolve_by
+        messages = [f"no user with {by} {user!r}" for user in rows.column("user").to_pylist()]
+        errors = [
+            orjson.dumps([{"code": "user_not_found", "field": "user", "message": m}]).decode()
+            for m in messages
+        ]
+        extra = {
+            "_dl_stage": pa.repeat("resolve", n),
+            "_dl_error_code": pa.repeat("user_not_found", n),
+            "_dl_error_field": pa.repeat("user", n),
+            "_dl_error_message": pa.array(messages, pa.string()),
+            "_dl_errors": pa.array(errors, pa.string()),
+            "_dl_source_file": pa.repeat(str(chunk.source), n),
+            "_dl_source_row": rows.column("row").combine_chunks(),
+        }
+        for name, column in extra.items():
+            table = table.append_column(name, column)
+        self.deadletter.write(table)
 
     async def submissions(self) -> AsyncIterator[Submission]:
         """Hand rows to the client, writing each small batch in_flight before it can be sent."""
@@ -207,6 +262,7 @@ async def deliver_run(
     stop: asyncio.Event | None = None,
     wait: bool = False,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+    resolver: UserResolver | None = None,
 ) -> RunReport:
     """Deliver every valid row of the plan's sources; the report is written however it ends.
 
@@ -225,7 +281,13 @@ async def deliver_run(
         ledger.release()
         raise
     sink = DeliverySink(
-        ledger, report, deadletter, run_id, mark_batch=min(_MARK_BATCH, client.concurrency)
+        ledger,
+        report,
+        deadletter,
+        run_id,
+        mark_batch=min(_MARK_BATCH, client.concurrency),
+        resolver=resolver if plan.spec.user.resolve_by else None,
+        resolve_by=plan.spec.user.resolve_by,
     )
     tracker = RepeatTracker(plan.spec.repeats)
 
@@ -240,6 +302,8 @@ async def deliver_run(
                     break
                 checked = await asyncio.to_thread(check, chunk, plan, started)
                 settle_chunk(chunk, checked, tracker, report, deadletter, sink)
+                if sink.resolver is not None:
+                    await sink.resolve_users()
                 while len(sink.backlog) > plan.batch_rows and not stop.is_set():
                     sink.drained.clear()
                     await sink.drained.wait()

@@ -27,6 +27,7 @@ from pipelines.report import RunReport
 from pipelines.runner import DEFAULT_LEDGER, RunOptions, execute_async, settings_with_secret
 from pipelines.settings import Settings, load_settings
 from pipelines.steps import Chunk, RunPlan, check_chunk, load_mapping, plan_run
+from pipelines.users import UserResolver
 from transforms.mapping import MappingSpec
 from transforms.validation import CheckedRows
 
@@ -61,6 +62,7 @@ async def sync_completions(
     stop: asyncio.Event | None = None,
     wait: bool = False,
     max_invalid_pct: float | None = None,
+    resolver: UserResolver | None = None,
 ) -> State:
     """Dry run (no client) or delivery of the plan's sources, with a run-summary artifact.
 
@@ -88,6 +90,7 @@ async def sync_completions(
             stop=stop,
             wait=wait,
             check=check_chunk_task,
+            resolver=resolver,
         )
     report.max_invalid_pct = max_invalid_pct
     await acreate_markdown_artifact(

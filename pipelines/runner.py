@@ -117,11 +117,16 @@ async def _check_remote(
 async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
     from pipelines.client import StackOneClient
     from pipelines.delivery import deliver_run
+    from pipelines.users import UserCache, UserResolver
 
     options.ledger_path.parent.mkdir(parents=True, exist_ok=True)
     async with _stop_on_signals() as stop:
-        with Ledger(options.ledger_path, settings.target) as ledger:
+        with (
+            Ledger(options.ledger_path, settings.target) as ledger,
+            UserCache(options.ledger_path.with_name("users.sqlite"), settings.target) as cache,
+        ):
             async with StackOneClient.from_settings(settings) as client:
+                resolver = UserResolver(client, cache)
                 if options.use_prefect:
                     from pipelines.flows import sync_completions
 
@@ -134,6 +139,7 @@ async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> Ru
                         stop=stop,
                         wait=options.wait,
                         max_invalid_pct=options.max_invalid_pct,
+                        resolver=resolver,
                         return_state=True,
                     )
                     return await _report_of(state)
@@ -145,6 +151,7 @@ async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> Ru
                     target=settings.target,
                     stop=stop,
                     wait=options.wait,
+                    resolver=resolver,
                 )
 
 

@@ -124,3 +124,58 @@ def test_check_remote_lists_users_the_api_does_not_know(
     assert "sandbox-account/0041235" not in remote["missing"]
     assert not (tmp_path / "state" / "ledger.sqlite").exists()  # a dry run never writes the ledger
     assert all(entry["method"] == "GET" for entry in sandbox.request_log())
+
+
+def test_delivery_resolves_emails_and_dead_letters_unknown_users(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """resolve_by: email sends to the looked-up id; an unknown email is user_not_found (resolve)."""
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    sandbox = make_sandbox(users=USERS)
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "email,course,done\n"
+        "Person1@example.com,C-1,2024-01-02T10:00:00Z\n"
+        "person2@EXAMPLE.com,C-1,2024-01-03T10:00:00Z\n"
+        "stranger@example.com,C-1,2024-01-04T10:00:00Z\n"
+        "person1@example.com,C-2,2024-01-05T10:00:00Z\n"
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "version: 1\n"
+        "user: {column: email, resolve_by: email}\n"
+        "fields:\n"
+        "  learning_object_external_reference: {column: course}\n"
+        "  completed_at: {column: done}\n"
+    )
+    env = {
+        "STACKONE_API_KEY": SANDBOX_KEY,
+        "STACKONE_ACCOUNT_ID": SANDBOX_ACCOUNT,
+        "STACKONE_BASE_URL": sandbox.base_url,
+    }
+    args = ["run", str(export), "-m", str(mapping), "--ledger", str(tmp_path / "l.sqlite")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r1"), "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    report = orjson.loads(result.stdout)
+    assert report["outcomes"]["delivered"] == 3
+    assert report["outcomes"]["invalid"] == 1 and report["reasons"]["user_not_found"] == 1
+    stored = sorted(
+        (c["user_id"], c["body"]["learning_object_external_reference"])
+        for c in sandbox.completions()
+    )
+    assert stored == [("u1", "C-1"), ("u1", "C-2"), ("u2", "C-1")]
+    dead = pq.read_table(tmp_path / "r1" / "deadletter.parquet").to_pylist()
+    assert [
+        (d["email"], d["_dl_stage"], d["_dl_error_code"], d["_dl_source_row"]) for d in dead
+    ] == [("stranger@example.com", "resolve", "user_not_found", 3)]
+    lookups = sum(1 for e in sandbox.request_log() if e["method"] == "GET")
+    assert lookups == 3  # three distinct emails, each looked up once
+    again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r2"), "--json"], env=env)
+    second = orjson.loads(again.stdout)
+    assert second["outcomes"]["duplicate"] == 3 and second["reasons"]["user_not_found"] == 1
+    # Delivered rows need no lookup; the unknown email is a cached miss (no request either).
+    assert sum(1 for e in sandbox.request_log() if e["method"] == "GET") == 3
