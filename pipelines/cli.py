@@ -104,7 +104,14 @@ def run(
         plan = plan_run(sources, spec, settings.account_id)
         use_prefect = prefect or bool(env.get("PREFECT_API_URL"))
         options = RunOptions(
-            out, dry_run, ledger, wait, use_prefect, max_invalid_pct, check_remote and dry_run
+            out,
+            dry_run,
+            ledger,
+            wait,
+            use_prefect,
+            max_invalid_pct,
+            check_remote=check_remote and dry_run,
+            progress=console.is_terminal and not (quiet or json_output),
         )
         report = execute(plan, settings, options)
         if keep_runs is not None:

@@ -263,6 +263,7 @@ async def deliver_run(
     wait: bool = False,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
     resolver: UserResolver | None = None,
+    on_report: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
     """Deliver every valid row of the plan's sources; the report is written however it ends.
 
@@ -280,6 +281,8 @@ async def deliver_run(
     except BaseException:
         ledger.release()
         raise
+    if on_report is not None:
+        on_report(report)  # a progress display reads it while the run goes on
     sink = DeliverySink(
         ledger,
         report,

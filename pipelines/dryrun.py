@@ -115,6 +115,7 @@ def dry_run(
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
     ledger: Ledger | None = None,
     rate_limit: tuple[int, float] = (950, 60.0),
+    on_report: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
     """Run every chunk through read → check → settle and write the run folder's three outputs."""
     started = datetime.now(UTC)
@@ -122,6 +123,8 @@ def dry_run(
     folder = run_folder(out, run_id)
     report = RunReport(run_id, "dry_run", target, [str(p) for p in plan.sources], started)
     report.folder = folder
+    if on_report is not None:
+        on_report(report)  # a progress display reads it while the run goes on
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
     payloads = PayloadWriter(folder)
     sink = PayloadSink(payloads, report, ledger)

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from pipelines.errors import SettingsError
 from pipelines.ledger import Ledger
+from pipelines.progress import live_progress
 from pipelines.report import RunReport
 from pipelines.settings import Settings
 from pipelines.steps import RunPlan
@@ -40,6 +41,7 @@ class RunOptions:
     use_prefect: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
+    progress: bool = False  # a live progress line (terminal only)
 
 
 def use_prefect_defaults() -> None:
@@ -91,14 +93,16 @@ async def _dry(plan: RunPlan, settings: Settings, options: RunOptions) -> RunRep
             return await _report_of(state)
         from pipelines.dryrun import dry_run
 
-        return await asyncio.to_thread(
-            dry_run,
-            plan,
-            out=options.out,
-            target=settings.target,
-            ledger=ledger,
-            rate_limit=settings.rate_limit,
-        )
+        async with live_progress(options.progress, settings.rate_limit) as hook:
+            return await asyncio.to_thread(
+                dry_run,
+                plan,
+                out=options.out,
+                target=settings.target,
+                ledger=ledger,
+                rate_limit=settings.rate_limit,
+                on_report=hook,
+            )
 
 
 async def _check_remote(
@@ -143,16 +147,18 @@ async def _deliver(plan: RunPlan, settings: Settings, options: RunOptions) -> Ru
                         return_state=True,
                     )
                     return await _report_of(state)
-                return await deliver_run(
-                    plan,
-                    client,
-                    ledger,
-                    out=options.out,
-                    target=settings.target,
-                    stop=stop,
-                    wait=options.wait,
-                    resolver=resolver,
-                )
+                async with live_progress(options.progress, settings.rate_limit) as hook:
+                    return await deliver_run(
+                        plan,
+                        client,
+                        ledger,
+                        out=options.out,
+                        target=settings.target,
+                        stop=stop,
+                        wait=options.wait,
+                        resolver=resolver,
+                        on_report=hook,
+                    )
 
 
 async def settings_with_secret(settings: Settings, block_name: str | None) -> Settings:
