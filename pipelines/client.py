@@ -40,6 +40,8 @@ DEFAULT_RETRY_AFTER = 5.0  # seconds to pause on a 429/408 without a usable Retr
 MAX_RETRY_AFTER = 900.0  # a longer Retry-After is capped (the next 429 asks again)
 MAX_THROTTLED = 50  # 429/408 answers one request waits out before it is retries_exhausted
 UNREACHABLE_AFTER = 10  # rows in a row that got no HTTP answer at all: the API is unreachable
+POOL_CONNECTIONS = 16  # connections per httpx pool: httpcore's per-request bookkeeping grows
+# with the square of a pool's size (encode/httpcore#1035), so a high concurrency gets several pools
 _MESSAGE_LIMIT = 1000
 _FAILED_CODES = {400: "http_400", 404: "http_404", 412: "http_412", 422: "http_422"}
 _THROTTLE_STATUSES = frozenset({408, 429})
@@ -190,7 +192,7 @@ def completions_path(user_id: str) -> str:
 
 
 class StackOneClient:
-    """One ``httpx.AsyncClient`` (keep-alive, pool sized to ``concurrency``) behind a rate limiter.
+    """Keep-alive ``httpx.AsyncClient`` pools (``concurrency`` connections in all) behind a limiter.
 
     Use as ``async with StackOneClient.from_settings(settings) as client:``. Inject ``transport``
     (e.g. ``httpx.MockTransport``) in tests, and ``sleep`` to skip backoff waits.
@@ -227,16 +229,25 @@ class StackOneClient:
         self._sleep, self._wall_clock, self._jitter = sleep, wall_clock, jitter
         self._redact = _Redactor(secret)
         self._unanswered_in_a_row = 0
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            auth=_ApiKeyAuth(secret),
-            headers={"Accept": "application/json", "User-Agent": "lms-sync"},
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            transport=transport,
-            trust_env=True,
-            follow_redirects=False,
-        )
+        pools = 1 if transport is not None else math.ceil(concurrency / POOL_CONNECTIONS)
+        size = math.ceil(concurrency / pools)
+        tls = httpx.create_ssl_context() if transport is None else True  # built once, ~0.2 s
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                auth=_ApiKeyAuth(secret),
+                headers={"Accept": "application/json", "User-Agent": "lms-sync"},
+                timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                transport=transport,
+                verify=tls,
+                trust_env=True,
+                follow_redirects=False,
+            )
+            for _ in range(pools)
+        ]
+        self._in_flight = [0] * pools
+        self._http = self._pools[0]
 
     @classmethod
     def from_settings(
@@ -274,8 +285,9 @@ class StackOneClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pools."""
+        for pool in self._pools:
+            await pool.aclose()
 
     # -- completions --------------------------------------------------------------------------
 
@@ -553,12 +565,15 @@ class StackOneClient:
             return _Answer(response, attempts)
 
     async def _send(self, slot: Slot, method: str, path: str, **options: Any) -> httpx.Response:
-        """One HTTP request; its limiter slot is stamped when the headers are written (or it ends)."""
+        """One HTTP request on the least busy pool; its slot is stamped when the headers are written."""
+        pool = min(range(len(self._pools)), key=self._in_flight.__getitem__)
+        self._in_flight[pool] += 1
         try:
-            return await self._http.request(
+            return await self._pools[pool].request(
                 method, path, extensions={"trace": _stamp_when_sent(slot)}, **options
             )
         finally:
+            self._in_flight[pool] -= 1
             slot.sent()  # no trace event (a mock transport, a failed connect): counted as sent now
 
     def _unanswered(self, answer: _Answer) -> _Answer:

@@ -11,6 +11,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import stat
+import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -35,6 +40,7 @@ from pipelines.steps import Chunk, RunPlan, check_chunk, load_mapping, plan_run
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY, max_requests_in_window
 from transforms.validation import CheckedRows
 
+LMS_SYNC = Path(sys.executable).with_name("lms-sync")  # the console script, for subprocess runs
 FAST = (100_000, 1.0)  # a sandbox limit no test reaches unless it means to
 MAPPING = """\
 version: 1
@@ -50,8 +56,11 @@ fields:
 filters:
   - {column: status, in: [Passed, Failed]}
 """
-# Backoff in milliseconds, so retried faults cost the tests little time.
-QUICK_RETRIES = {"LMS_SYNC_BACKOFF_BASE": "0.01", "LMS_SYNC_BACKOFF_MAX": "0.05"}
+# Backoff in milliseconds, so retried faults cost the tests little time; 12 attempts, so no row
+# of a few hundred meets a fault every time (at a 25 % fault rate, 6 attempts would fail one in
+# ~4000 rows as retries_exhausted).
+RETRIES = {"LMS_SYNC_MAX_ATTEMPTS": "12"}
+QUICK_RETRIES = {**RETRIES, "LMS_SYNC_BACKOFF_BASE": "0.01", "LMS_SYNC_BACKOFF_MAX": "0.05"}
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -81,6 +90,7 @@ def write_export(folder: Path, rows: int) -> tuple[Path, Path]:
 
 
 def _good_record(i: int) -> list[str]:
+    """Row ``i`` of the export as a valid record (its own user id)."""
     return [
         f"u{i:05d}",
         f"C-{i % 37:03d}",
@@ -95,14 +105,28 @@ def _good_record(i: int) -> list[str]:
 def cli_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str | None]:
     """Environment for the CLI: the sandbox as target, nothing from the developer's shell."""
     return {
+        **dict.fromkeys((name for name in os.environ if name.startswith("LMS_SYNC_")), None),
         "STACKONE_API_KEY": SANDBOX_KEY,
         "STACKONE_ACCOUNT_ID": SANDBOX_ACCOUNT,
         "STACKONE_BASE_URL": sandbox.base_url,
         "PREFECT_API_URL": None,
-        "LMS_SYNC_RATE_LIMIT": None,
-        "LMS_SYNC_CONCURRENCY": None,
         **extra,
     }
+
+
+def child_env(sandbox: RunningSandbox) -> dict[str, str]:
+    """Environment for an ``lms-sync`` subprocess: the sandbox as target, no stray settings."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("LMS_SYNC_", "PREFECT_API", "STACKONE_"))
+    }
+    env.update(
+        STACKONE_API_KEY=SANDBOX_KEY,
+        STACKONE_ACCOUNT_ID=SANDBOX_ACCOUNT,
+        STACKONE_BASE_URL=sandbox.base_url,
+    )
+    return env
 
 
 def lms_sync(*args: str | Path, env: dict[str, str | None]) -> Result:
@@ -119,13 +143,13 @@ def deliver_cli(
     *,
     rate: str = "2000/1s",
     concurrency: int = 16,
-    **env: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[Result, dict[str, Any]]:
     """A delivering ``lms-sync run`` to the sandbox; its CLI result and report.json."""
     result = lms_sync(
         "run", export, "-m", mapping, "--out", out, "--ledger", ledger,
         "--rate-limit", rate, "--concurrency", str(concurrency), "--quiet",
-        env=cli_env(sandbox, **env),
+        env=cli_env(sandbox, **(env or {})),
     )  # fmt: skip
     return result, read_report(out)
 
@@ -233,7 +257,7 @@ def test_the_delivered_set_is_exactly_the_valid_set(
     """Every valid row of the dry run is stored once with the same body, nothing else is; the
     dead-letter file holds exactly the invalid rows; the report adds up and counts requests."""
     sandbox = make_sandbox(rate_limit=FAST)
-    export, mapping = write_export(tmp_path, 700)
+    export, mapping = write_export(tmp_path, 500)
     truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
 
     result, report = deliver_cli(sandbox, export, mapping, tmp_path / "run", tmp_path / "l.db")
@@ -241,7 +265,7 @@ def test_the_delivered_set_is_exactly_the_valid_set(
     assert result.exit_code == 1, result.output  # invalid rows were dead-lettered
     assert stored(sandbox) == truth.valid
     assert_balanced(report)
-    assert report["rows_read"] == truth.report["rows_read"] == 700
+    assert report["rows_read"] == truth.report["rows_read"] == 500
     dry = truth.report["outcomes"]
     assert report["outcomes"] == {
         **dry,
@@ -254,11 +278,14 @@ def test_the_delivered_set_is_exactly_the_valid_set(
     assert [(r["_dl_source_row"], r["_dl_error_code"], r["_dl_stage"]) for r in dead] == [
         (r["_dl_source_row"], r["_dl_error_code"], r["_dl_stage"]) for r in truth.dead
     ]
-    assert [r["_dl_source_row"] for r in dead] == list(range(50, 701, 50))
+    assert [r["_dl_source_row"] for r in dead] == list(range(50, 501, 50))
     requests = report["requests"]
     assert requests["sent"] == dry["would_send"] == len(sandbox.request_log())
     assert requests["per_second"] > 0 and requests["status_429"] == requests["retries"] == 0
     assert ledger_counts(tmp_path / "l.db", sandbox)["delivered"] == dry["would_send"]
+    assert (report["mode"], report["target"]) == ("deliver", sandbox.base_url)
+    for name in ("report.json", "deadletter.csv", "deadletter.parquet"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o600, name
 
 
 # -- 2. faults: nothing lost, nothing doubled -----------------------------------------------------
@@ -293,11 +320,11 @@ def test_5xx_bursts_and_dropped_connections_lose_and_double_nothing(
     """With a quarter of requests answered 500/502/503 or dropped, every row still arrives once."""
     faults = ("http_500", "http_502", "http_503", "drop")
     sandbox = make_sandbox(rate_limit=FAST, faults=faults, fault_rate=0.25, seed=11)
-    export, mapping = write_export(tmp_path, 400)
+    export, mapping = write_export(tmp_path, 300)
     truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
 
     result, report = deliver_cli(
-        sandbox, export, mapping, tmp_path / "run", tmp_path / "l.db", **QUICK_RETRIES
+        sandbox, export, mapping, tmp_path / "run", tmp_path / "l.db", env=QUICK_RETRIES
     )
 
     log = check_fault_run(sandbox, truth, report, result)
@@ -316,12 +343,13 @@ def test_slow_answers_past_the_read_timeout_are_retried_and_a_stored_one_is_a_40
     sandbox = make_sandbox(
         rate_limit=FAST, faults=("slow",), fault_rate=0.15, slow_seconds=0.6, seed=5
     )
-    export, mapping = write_export(tmp_path, 300)
+    export, mapping = write_export(tmp_path, 250)
     truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
 
     result, report = deliver_cli(
         sandbox, export, mapping, tmp_path / "run", tmp_path / "l.db",
-        LMS_SYNC_READ_TIMEOUT="0.25", LMS_SYNC_BACKOFF_BASE="0.8", LMS_SYNC_BACKOFF_MAX="1",
+        env={**RETRIES, "LMS_SYNC_READ_TIMEOUT": "0.25", "LMS_SYNC_BACKOFF_BASE": "0.8",
+             "LMS_SYNC_BACKOFF_MAX": "1"},
     )  # fmt: skip
 
     log = check_fault_run(sandbox, truth, report, result)
@@ -372,7 +400,7 @@ def test_a_bad_key_or_unknown_account_aborts_with_the_rest_pending(
                          ("bad-account", {"STACKONE_ACCOUNT_ID": "acct-unknown"})):  # fmt: skip
         before = len(sandbox.request_log())
         result, report = deliver_cli(
-            sandbox, export, mapping, tmp_path / run, ledger, concurrency=4, **refused
+            sandbox, export, mapping, tmp_path / run, ledger, concurrency=4, env=refused
         )
         assert result.exit_code == 3, result.output
         sent = sandbox.request_log()[before:]
@@ -419,6 +447,37 @@ def test_a_rerun_sends_nothing_and_counts_every_row_already_delivered(
     assert report["outcomes"]["duplicate"] == len(truth.payloads) + report["reasons"].get(
         "duplicate_in_file", 0
     )
+    assert report["in_doubt_keys"] == report["changed_after_delivery"] == []
+    assert stored(sandbox) == truth.valid
+
+
+def test_a_rerun_with_changed_bodies_sends_nothing_and_lists_the_changed_keys(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Rows delivered before whose score changed since (same key, new body) are not sent again
+    (the API only creates): duplicate changed_after_delivery, each key listed in the report."""
+    sandbox = make_sandbox(rate_limit=FAST)
+    export, mapping = write_export(tmp_path, 200)
+    truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
+    ledger = tmp_path / "l.db"
+    deliver_cli(sandbox, export, mapping, tmp_path / "first", ledger)
+    changed = {f"u{i:05d}" for i in range(2, 12)}
+    with export.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.reader(handle))
+    with export.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(
+            [*r[:5], "55", r[6]] if r[0] in changed else r for r in records
+        )
+    requests_before = len(sandbox.request_log())
+
+    result, report = deliver_cli(sandbox, export, mapping, tmp_path / "again", ledger)
+
+    assert result.exit_code == 1, result.output
+    assert len(sandbox.request_log()) == requests_before
+    assert_balanced(report)
+    assert report["reasons"]["changed_after_delivery"] == len(changed)
+    assert report["reasons"]["already_delivered"] == len(truth.payloads) - len(changed)
+    assert sorted(report["changed_after_delivery"]) == sorted(truth.key_of_user[u] for u in changed)
     assert stored(sandbox) == truth.valid
 
 
@@ -517,17 +576,22 @@ def test_rejected_rows_are_dead_lettered_with_the_servers_reason_and_given_up_af
 def test_no_window_of_s_seconds_holds_more_than_n_requests(
     make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
 ) -> None:
-    """``--rate-limit 50/1s`` with 16 workers: the sandbox never sees more than 50 requests in
-    any 1-second window, and the limit is used (three windows' worth take about two seconds)."""
+    """``lms-sync run --rate-limit 50/1s`` with 16 workers: the sandbox never sees more than 50
+    requests in any 1-second window, and the limit is used (three windows' worth take about two
+    seconds). The client runs as its own process, as in production: sharing this process's GIL
+    with the sandbox would delay the sandbox's arrival stamps by varying amounts."""
     sandbox = make_sandbox(rate_limit=FAST)
     export, mapping = write_export(tmp_path, 130)
     truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
 
-    result, report = deliver_cli(
-        sandbox, export, mapping, tmp_path / "run", tmp_path / "l.db", rate="50/1s"
-    )
+    child = subprocess.run(
+        [LMS_SYNC, "run", export, "-m", mapping, "--out", tmp_path / "run",
+         "--ledger", tmp_path / "l.db", "--rate-limit", "50/1s", "--concurrency", "16", "--quiet"],
+        env=child_env(sandbox), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
-    assert result.exit_code == 1, result.output
+    assert child.returncode == 1, child.stderr
+    report = read_report(tmp_path / "run")
     log = sandbox.request_log()
     assert len(log) == len(truth.payloads) > 100
     assert max_requests_in_window(log, 1.0) <= 50
@@ -535,3 +599,114 @@ def test_no_window_of_s_seconds_holds_more_than_n_requests(
     assert 2.0 <= times[-1] - times[0] < 4.0
     seconds = (parse_time(report["finished_at"]) - parse_time(report["started_at"])).total_seconds()
     assert abs(report["requests"]["per_second"] - len(log) / seconds) < 2
+
+
+# -- retries exhausted, unreachable, waiting for the lock -----------------------------------------
+
+
+def test_rows_whose_retries_run_out_are_failed_with_their_attempts_and_retried_next_run(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Every answer a 503: each row fails retries_exhausted after its attempts, is dead-lettered
+    with status and attempts, and (a transient failure) is sent again by the next run."""
+    sandbox = make_sandbox(rate_limit=FAST, faults=("http_503",), fault_rate=1.0)
+    export, mapping = write_export(tmp_path, 60)
+    truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
+    ledger = tmp_path / "l.db"
+    env = {**QUICK_RETRIES, "LMS_SYNC_MAX_ATTEMPTS": "2"}
+
+    for run in ("first", "second"):
+        before = len(sandbox.request_log())
+        result, report = deliver_cli(sandbox, export, mapping, tmp_path / run, ledger, env=env)
+        assert result.exit_code == 1, result.output
+        assert report["aborted"] is None
+        assert_balanced(report)
+        assert report["outcomes"]["failed"] == report["reasons"]["retries_exhausted"]
+        assert report["outcomes"]["failed"] == len(truth.payloads)
+        assert len(sandbox.request_log()) - before == 2 * len(truth.payloads)
+        assert report["requests"]["retries"] == len(truth.payloads)
+        dead = [r for r in deadletter(tmp_path / run) if r["_dl_stage"] == "deliver"]
+        assert len(dead) == len(truth.payloads)
+        assert {(r["_dl_error_code"], r["_dl_http_status"], r["_dl_attempts"]) for r in dead} == {
+            ("retries_exhausted", 503, 2)
+        }
+    assert ledger_counts(ledger, sandbox)["failed"] == len(truth.payloads)
+    assert stored(sandbox) == Counter()
+
+
+def test_an_unreachable_api_aborts_and_only_rows_sent_without_an_answer_stay_in_doubt(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Every connection dropped: the run aborts (exit 3) once rows keep getting no answer; rows
+    that were sent end failed or in doubt (in flight in the ledger), rows never sent are pending
+    and unmarked, so the next run lists as in doubt only what may have reached the API."""
+    sandbox = make_sandbox(rate_limit=FAST, faults=("drop",), fault_rate=1.0)
+    export, mapping = write_export(tmp_path, 120)
+    truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
+    ledger = tmp_path / "l.db"
+
+    result, report = deliver_cli(
+        sandbox, export, mapping, tmp_path / "run", ledger, concurrency=4,
+        env={**QUICK_RETRIES, "LMS_SYNC_MAX_ATTEMPTS": "2"},
+    )  # fmt: skip
+
+    assert result.exit_code == 3, result.output
+    assert "unreachable" in report["aborted"]
+    assert_balanced(report)
+    failed = report["outcomes"]["failed"]
+    assert failed == report["reasons"]["retries_exhausted"] >= 1
+    assert report["outcomes"]["pending"] == len(truth.payloads) - failed
+    sent = {truth.key_of_user[user] for user in posted_users(settled_log(sandbox))}
+    with Ledger(ledger, sandbox.base_url) as state:
+        doubt = set(state.in_doubt())
+        failed_keys = {k for k in truth.keys if (state.lookup(k) or {}).get("outcome") == "failed"}
+    assert len(failed_keys) == failed
+    assert doubt and not doubt & failed_keys
+    assert doubt | failed_keys == sent  # in doubt: exactly the rows sent without a result
+    dead = [r for r in deadletter(tmp_path / "run") if r["_dl_stage"] == "deliver"]
+    assert {(r["_dl_error_code"], r["_dl_http_status"], r["_dl_attempts"]) for r in dead} == {
+        ("retries_exhausted", None, 2)
+    }
+
+
+def test_wait_takes_the_ledger_lock_once_the_holder_lets_go(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Without --wait a held ledger is exit 2 naming the holder's run; with --wait the run waits
+    for the holder to finish and then delivers everything."""
+    sandbox = make_sandbox(rate_limit=FAST)
+    export, mapping = write_export(tmp_path, 60)
+    truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
+    ledger = tmp_path / "l.db"
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with Ledger(ledger, sandbox.base_url) as state:
+            state.acquire("20240101T000000Z-beef")
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        held.wait(10)
+        refused = lms_sync(
+            "run", export, "-m", mapping, "--out", tmp_path / "refused", "--ledger", ledger,
+            env=cli_env(sandbox),
+        )  # fmt: skip
+        assert refused.exit_code == 2, refused.output
+        assert "20240101T000000Z-beef" in refused.output
+        assert not (tmp_path / "refused").exists()
+        threading.Timer(1.0, release.set).start()
+        started = time.monotonic()
+        waited = lms_sync(
+            "run", export, "-m", mapping, "--out", tmp_path / "waited", "--ledger", ledger,
+            "--wait", env=cli_env(sandbox),
+        )  # fmt: skip
+    finally:
+        release.set()
+        thread.join()
+    assert waited.exit_code == 1, waited.output
+    assert time.monotonic() - started >= 0.9
+    assert read_report(tmp_path / "waited")["outcomes"]["delivered"] == len(truth.payloads)
+    assert stored(sandbox) == truth.valid

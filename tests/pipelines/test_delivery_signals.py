@@ -7,10 +7,8 @@ when the signal arrives. The reruns go through the CLI in-process (DESIGN §7 re
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,11 +19,12 @@ import pytest
 
 from pipelines.ledger import Ledger
 from pipelines.sandbox import RunningSandbox
-from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 from tests.pipelines.test_delivery import (
     FAST,
+    LMS_SYNC,
     DryRun,
     assert_balanced,
+    child_env,
     cli_env,
     deadletter,
     deliver_cli,
@@ -39,7 +38,6 @@ from tests.pipelines.test_delivery import (
     write_export,
 )
 
-LMS_SYNC = Path(sys.executable).with_name("lms-sync")
 SLOW = (150.0, 150.0)  # sandbox latency (median, p99 ms): 8 workers deliver ~50 rows/s
 
 
@@ -47,19 +45,11 @@ class Child:
     """A delivering ``lms-sync run`` subprocess; its stderr goes to a file for failure messages."""
 
     def __init__(self, sandbox: RunningSandbox, folder: Path, *args: str | Path) -> None:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("LMS_SYNC_", "PREFECT_API"))
-        }
-        env.update(
-            STACKONE_API_KEY=SANDBOX_KEY,
-            STACKONE_ACCOUNT_ID=SANDBOX_ACCOUNT,
-            STACKONE_BASE_URL=sandbox.base_url,
-        )
         self.stderr_path = folder / "child.stderr"
         self._stderr: IO[bytes] = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
             [str(LMS_SYNC), "run", *map(str, args), "--quiet"],
-            env=env,
+            env=child_env(sandbox),
             cwd=folder,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
@@ -152,7 +142,9 @@ def test_a_killed_run_is_finished_by_a_rerun_that_resends_only_the_keys_in_doubt
     assert recorded <= stored_keys <= recorded | doubt  # nothing stored is unknown to the ledger
     assert len(doubt) <= 4 * 8 + 60  # the client's queue and pool, and ~0.25 s of results
 
-    result, report = deliver_cli(sandbox, export, mapping, tmp_path / "rerun", ledger)
+    result, report = deliver_cli(
+        sandbox, export, mapping, tmp_path / "rerun", ledger, concurrency=48
+    )
 
     assert result.exit_code == 1, result.output  # the export's invalid rows
     assert_balanced(report)
@@ -192,7 +184,9 @@ def test_sigint_stops_in_order_and_a_rerun_finishes_the_rest(
     counts = ledger_counts(ledger, sandbox)
     assert counts["in_flight"] == 0 and counts["delivered"] == outcomes["delivered"]
 
-    result, report = deliver_cli(sandbox, export, mapping, tmp_path / "rerun", ledger)
+    result, report = deliver_cli(
+        sandbox, export, mapping, tmp_path / "rerun", ledger, concurrency=48
+    )
 
     assert result.exit_code == 1, result.output
     assert report["outcomes"]["delivered"] == outcomes["pending"]
