@@ -13,6 +13,21 @@ from pipelines.console import EXIT_ABORTED, EXIT_OK, console, fail, print_summar
 from pipelines.inspect import inspect_command
 from pipelines.job_commands import backfill_command, import_command, nightly_command, serve_command
 from pipelines.ledger_command import ledger_command
+from pipelines.options import (
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    DryRunOpt,
+    JsonOpt,
+    KeepRunsOpt,
+    LedgerOpt,
+    MappingOpt,
+    MaxInvalidPctOpt,
+    OutOpt,
+    PrefectOpt,
+    QuietOpt,
+    RateLimitOpt,
+    WaitOpt,
+)
 from pipelines.readers import expand_sources
 from pipelines.replay_command import replay_command
 from pipelines.retention import prune_runs
@@ -43,51 +58,28 @@ DEMO_RUNS = [
 ]
 
 SourcesArg = Annotated[list[str], typer.Argument(help="Export files, directories or globs.")]
-MappingOpt = Annotated[
-    Path, typer.Option("--mapping", "-m", help="Mapping YAML (config/mappings/).")
-]
 
 
 @app.command()
 def run(
     sources: SourcesArg,
     mapping: MappingOpt,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")
-    ] = False,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="StackOne base URL [env STACKONE_BASE_URL].")
-    ] = None,
-    rate_limit: Annotated[
-        str | None, typer.Option(help="N/Ss, e.g. 950/60s [env LMS_SYNC_RATE_LIMIT].")
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
-    ledger: Annotated[Path, typer.Option(help="State ledger (SQLite).")] = DEFAULT_LEDGER,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for another run holding the ledger.")
-    ] = False,
-    prefect: Annotated[
-        bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")
-    ] = False,
-    max_invalid_pct: Annotated[
-        float | None,
-        typer.Option(help="Exit 1 (a failed flow run) only above P % invalid + failed rows."),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print report.json to stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    dry_run: DryRunOpt = False,
+    out: OutOpt = None,
+    base_url: BaseUrlOpt = None,
+    rate_limit: RateLimitOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    wait: WaitOpt = False,
+    prefect: PrefectOpt = False,
+    max_invalid_pct: MaxInvalidPctOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
     check_remote: Annotated[
         bool,
         typer.Option("--check-remote", help="Dry run: look up each distinct user once first."),
     ] = False,
-    keep_runs: Annotated[
-        int | None,
-        typer.Option(min=1, help="Then delete all but the N newest run folders in data/runs/."),
-    ] = None,
+    keep_runs: KeepRunsOpt = None,
 ) -> None:
     """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 

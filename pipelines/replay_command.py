@@ -12,6 +12,20 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from pipelines.console import fail, print_summary, settings_error
+from pipelines.options import (
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    DryRunOpt,
+    JsonOpt,
+    KeepRunsOpt,
+    LedgerOpt,
+    MaxInvalidPctOpt,
+    OutOpt,
+    PrefectOpt,
+    QuietOpt,
+    RateLimitOpt,
+    WaitOpt,
+)
 from pipelines.readers import expand_sources
 from pipelines.replay import check_deadletter
 from pipelines.report import RunReport
@@ -65,38 +79,18 @@ def replay_command(
     mapping: Annotated[
         Path, typer.Option("--mapping", "-m", help="Mapping YAML the rows were first read with.")
     ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")
-    ] = False,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="StackOne base URL [env STACKONE_BASE_URL].")
-    ] = None,
-    rate_limit: Annotated[
-        str | None, typer.Option(help="N/Ss, e.g. 950/60s [env LMS_SYNC_RATE_LIMIT].")
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once.")] = None,
-    ledger: Annotated[Path, typer.Option(help="State ledger (SQLite).")] = DEFAULT_LEDGER,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for another run holding the ledger.")
-    ] = False,
-    prefect: Annotated[
-        bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")
-    ] = False,
-    max_invalid_pct: Annotated[
-        float | None,
-        typer.Option(help="Exit 1 (a failed flow run) only above P % invalid + failed rows."),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print report.json to stdout.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
-    keep_runs: Annotated[
-        int | None,
-        typer.Option(min=1, help="Then delete all but the N newest run folders in data/runs/."),
-    ] = None,
+    dry_run: DryRunOpt = False,
+    out: OutOpt = None,
+    base_url: BaseUrlOpt = None,
+    rate_limit: RateLimitOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    wait: WaitOpt = False,
+    prefect: PrefectOpt = False,
+    max_invalid_pct: MaxInvalidPctOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    keep_runs: KeepRunsOpt = None,
 ) -> None:
     """Re-submit the rows of dead-letter files after they were fixed.
 
