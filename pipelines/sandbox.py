@@ -23,7 +23,6 @@ import contextlib
 import functools
 import math
 import random
-import re
 import socket
 import sqlite3
 import ssl
@@ -100,18 +99,6 @@ class SandboxConfig:
             raise ValueError("every user needs an 'id'")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {self.page_size}")
-
-
-def parse_rate_limit(text: str) -> tuple[int, float]:
-    """``"300/10s"`` → ``(300, 10.0)``; the period takes s, m or h (seconds when bare)."""
-    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]*\.?[0-9]*)\s*(s|sec|m|min|h)?\s*", text)
-    if match is None or not match.group(2).strip("."):
-        raise ValueError(f"rate limit must look like 300/10s, got {text!r}")
-    count, period = int(match.group(1)), float(match.group(2))
-    period *= {"m": 60, "min": 60, "h": 3600}.get(match.group(3) or "s", 1)
-    if count < 1 or period <= 0:
-        raise ValueError(f"rate limit must be positive, got {text!r}")
-    return count, period
 
 
 def parse_latency(text: str) -> tuple[float, float]:

@@ -20,7 +20,6 @@ from pipelines.sandbox import (
     SandboxConfig,
     _latency_sampler,
     parse_latency,
-    parse_rate_limit,
 )
 from tests.conftest import SANDBOX_ACCOUNT, max_requests_in_window, sandbox_client, tls_context
 from transforms.dto import CreateResultResponse, ErrorResponse
@@ -376,27 +375,6 @@ def test_reset_forgets_completions_log_and_windows(make_sandbox: MakeSandbox) ->
         running.reset()
         assert (running.completions(), running.request_log()) == ([], [])
         assert client.post(completions_path("u1"), json=BODY).status_code == 201
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("300/10s", (300, 10.0)),
-        ("1000/60", (1000, 60.0)),
-        ("950 / 1m", (950, 60.0)),
-        ("5/0.5s", (5, 0.5)),
-    ],
-)
-def test_parse_rate_limit(text: str, expected: tuple[int, float]) -> None:
-    """The CLI's N/S spelling, with an optional s/m/h unit on the period."""
-    assert parse_rate_limit(text) == expected
-
-
-@pytest.mark.parametrize("text", ["300", "0/10s", "10/0s", "x/10s", "10/s", "10/10d"])
-def test_parse_rate_limit_rejects(text: str) -> None:
-    """Anything but a positive count over a positive period is refused with the text shown."""
-    with pytest.raises(ValueError, match="rate limit"):
-        parse_rate_limit(text)
 
 
 def test_parse_latency() -> None:
