@@ -27,6 +27,7 @@ import argparse
 import bisect
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -123,8 +124,8 @@ def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
 
 def deliver(
     csv_path: Path, mapping: Path, rate: str, concurrency: int, port: int, tag: str
-) -> tuple[dict[str, Any], float, int]:
-    """Run ``lms-sync run`` with a fresh ledger; (report.json, wall seconds, exit code)."""
+) -> tuple[dict[str, Any], float, float, int]:
+    """Run ``lms-sync run`` with a fresh ledger; (report.json, wall s, its CPU s, exit code)."""
     ledger, out = OUT / f"delivery-{tag}-ledger.sqlite", OUT / f"delivery-{tag}-run"
     for old in OUT.glob(ledger.name + "*"):
         old.unlink()
@@ -138,13 +139,17 @@ def deliver(
         "STACKONE_BASE_URL": f"http://127.0.0.1:{port}",
     }
     env.pop("PREFECT_API_URL", None)  # the plain path: no Prefect server start-up in the timing
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, check=False)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    (OUT / "delivery-cli.log").write_bytes(done.stderr)
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stderr.decode(errors="replace"))
         raise RuntimeError(f"lms-sync run exited with {done.returncode}")
-    return json.loads(done.stdout), wall, done.returncode
+    return json.loads(done.stdout), wall, cpu, done.returncode
 
 
 def max_in_window(times: list[float], period: float) -> int:
@@ -201,7 +206,7 @@ def main() -> None:
             port, args.rate_limit, args.latency_ms, OUT / "delivery-sandbox.log"
         )
         try:
-            report, wall, code = deliver(
+            report, wall, cpu, code = deliver(
                 csv_path, mapping, args.rate_limit, args.concurrency, port, "bench"
             )
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as control:
@@ -209,7 +214,7 @@ def main() -> None:
                 stored = control.get("/sandbox/completions").json()["data"]
         finally:
             stop_sandbox(sandbox)
-        (OUT / "delivery-requests.json").write_text(json.dumps(log))
+        (OUT / f"delivery-requests-{round_}.json").write_text(json.dumps(log))
         m = measure(log, stored, args.rows, limit, period)
         delivered = report["outcomes"]["delivered"]
         end_to_end = delivered / wall / (limit / period)
@@ -223,8 +228,8 @@ def main() -> None:
         print(
             f"round {round_}: {args.rows} rows, limit {args.rate_limit}, latency "
             f"{args.latency_ms} ms, concurrency {args.concurrency} (exit {code})\n"
-            f"  delivered        {delivered} rows in {wall:.1f} s wall "
-            f"(outcomes {report['outcomes']})\n"
+            f"  delivered        {delivered} rows in {wall:.1f} s wall, {cpu:.1f} s CPU of "
+            f"lms-sync (outcomes {report['outcomes']})\n"
             f"  goodput          steady {m['steady_goodput']:.3f} of the limit "
             f"({m['slot_cycles']} slot reuses) · pace {m['pace_goodput']:.3f} "
             f"(201s over {m['arrival_span_s']:.1f} s of arrivals) · end to end "
