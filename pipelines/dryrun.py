@@ -29,21 +29,29 @@ class PayloadSink:
     them) and only the rest would be sent; the ledger is read, never written.
     """
 
-    def __init__(self, writer: PayloadWriter, report: RunReport, ledger: Ledger | None) -> None:
+    def __init__(
+        self,
+        writer: PayloadWriter,
+        report: RunReport,
+        ledger: Ledger | None,
+        collect_users: bool = False,
+    ) -> None:
         self.writer = writer
         self.report = report
         self.ledger = ledger
+        self.collect_users = collect_users
         self.users: dict[str, set[str]] = {}  # distinct users per account (for --check-remote)
 
     def accept(self, chunk: Chunk, rows: pa.Table) -> None:
         """Write the rows' payload lines and count them would_send."""
         if self.ledger is not None and rows.num_rows:
             rows = self._not_yet_delivered(rows)
-        pairs = rows.select(["account", "user"]).group_by(["account", "user"]).aggregate([])
-        for account, user in zip(
-            pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
-        ):
-            self.users.setdefault(account, set()).add(user)
+        if self.collect_users:
+            pairs = rows.select(["account", "user"]).group_by(["account", "user"]).aggregate([])
+            for account, user in zip(
+                pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
+            ):
+                self.users.setdefault(account, set()).add(user)
         lines = payload_lines(
             rows.column("account").combine_chunks(),
             rows.column("user").combine_chunks(),
@@ -116,6 +124,7 @@ def dry_run(
     ledger: Ledger | None = None,
     rate_limit: tuple[int, float] = (950, 60.0),
     on_report: Callable[[RunReport], None] | None = None,
+    collect_users: bool = False,
 ) -> RunReport:
     """Run every chunk through read → check → settle and write the run folder's three outputs."""
     started = datetime.now(UTC)
@@ -127,7 +136,7 @@ def dry_run(
         on_report(report)  # a progress display reads it while the run goes on
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
     payloads = PayloadWriter(folder)
-    sink = PayloadSink(payloads, report, ledger)
+    sink = PayloadSink(payloads, report, ledger, collect_users)
     try:
         run_chunks(plan, started, report, deadletter, sink, check)
     finally:

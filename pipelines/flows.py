@@ -63,6 +63,7 @@ async def sync_completions(
     wait: bool = False,
     max_invalid_pct: float | None = None,
     resolver: UserResolver | None = None,
+    collect_users: bool = False,
 ) -> State:
     """Dry run (no client) or delivery of the plan's sources, with a run-summary artifact.
 
@@ -78,6 +79,7 @@ async def sync_completions(
             check=check_chunk_task,
             ledger=ledger,
             rate_limit=settings.rate_limit,
+            collect_users=collect_users,
         )
     else:
         assert ledger is not None

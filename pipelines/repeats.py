@@ -39,8 +39,9 @@ class RepeatTracker:
         table = pa.table({"key": keys, "pos": positions}).filter(pc.is_valid(keys))
         first = table.group_by("key", use_threads=False).aggregate([("pos", "min")])
         first_keys = first.column("key").combine_chunks()
-        already = pa.array([k in self._seen for k in first_keys.to_pylist()], pa.bool_())
-        self._seen.update(first_keys.to_pylist())
-        fresh_positions = pc.filter(first.column("pos_min").combine_chunks(), pc.invert(already))
+        fresh = set(first_keys.to_pylist()) - self._seen  # set algebra runs in C
+        self._seen |= fresh
+        is_fresh = pc.is_in(first_keys, value_set=pa.array(list(fresh), pa.string()))
+        fresh_positions = pc.filter(first.column("pos_min").combine_chunks(), is_fresh)
         kept = pc.is_in(positions, value_set=fresh_positions)
         return pc.and_(pc.is_valid(keys), pc.invert(kept))

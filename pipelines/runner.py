@@ -88,6 +88,7 @@ async def _dry(plan: RunPlan, settings: Settings, options: RunOptions) -> RunRep
                 settings=settings,
                 ledger=ledger,
                 max_invalid_pct=options.max_invalid_pct,
+                collect_users=options.check_remote,
                 return_state=True,
             )
             return await _report_of(state)
@@ -102,6 +103,7 @@ async def _dry(plan: RunPlan, settings: Settings, options: RunOptions) -> RunRep
                 ledger=ledger,
                 rate_limit=settings.rate_limit,
                 on_report=hook,
+                collect_users=options.check_remote,
             )
 
 
