@@ -701,7 +701,7 @@ def sandbox_client(
         base_url=running.base_url,
         limiter=RateLimiter.from_text(rate),
         concurrency=concurrency,
-        max_attempts=6,
+        max_attempts=12,  # 30 % faults: 0.3**12 keeps a give-up out of a 40-row test
         read_timeout=5.0,
         sleep=Sleeps(),
     )
