@@ -211,7 +211,7 @@ def _run_flow(
             state = await nightly_sync(landing=patterns[0], **common, return_state=True)
         else:
             state = await backfill(sources=patterns, **common, return_state=True)
-        return await state.result(raise_on_failure=False)
+        return await state.aresult(raise_on_failure=False)
 
     result = asyncio.run(run())
     if isinstance(result, BaseException):

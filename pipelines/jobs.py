@@ -137,7 +137,7 @@ async def run_files(
         budget = _Progress(
             say, settings.rate_limit, _requests_to_send(todo, spec, settings, options)
         )
-        done: set[str] = set()
+        ran: set[str] = set()  # fingerprints run by this job: their copies need no run
         taken: set[Path] = set()
         for index, (path, print_) in enumerate(todo):
             file_options = replace(options, out=_file_folder(options.out, path, taken))
@@ -148,12 +148,11 @@ async def run_files(
                 summary.not_started = [str(p) for p, _ in todo[index + 1 :]]
                 say(f"stopped: {report.aborted}; {len(summary.not_started)} file(s) not started")
                 break
-            if finished(report):
-                done.add(print_)
-                if not options.dry_run:
-                    registry.mark(print_, path, report.run_id, report.rows_read)
+            ran.add(print_)
+            if finished(report) and not options.dry_run:
+                registry.mark(print_, path, report.run_id, report.rows_read)
         for path, print_ in copies:
-            (summary.already_processed if print_ in done else summary.not_started).append(str(path))
+            (summary.already_processed if print_ in ran else summary.not_started).append(str(path))
     return summary
 
 

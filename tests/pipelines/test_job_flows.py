@@ -8,14 +8,15 @@ flow runs talk to the real sandbox over HTTP and are read back with the Prefect 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from pipelines.report import RunReport
@@ -41,8 +42,10 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         env.setenv("PREFECT_SERVER_UI_ENABLED", "false")
         env.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
         env.delenv("PREFECT_API_URL", raising=False)
+        from prefect.filesystems import LocalFileSystem
         from prefect.settings import (
             PREFECT_HOME,
+            PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK,
             PREFECT_SERVER_ANALYTICS_ENABLED,
             temporary_settings,
         )
@@ -50,7 +53,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
         updates = {PREFECT_HOME: str(home), PREFECT_SERVER_ANALYTICS_ENABLED: False}
         with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=90):
-            yield
+            # Without a configured result store, Prefect 3.8 asks the server for its default
+            # with a client it never closes (a socket left to the GC each flow run: with
+            # warnings as errors, a failure). A named block is read once and cached.
+            LocalFileSystem(basepath=str(home / "results")).save("lms-sync-tests")
+            store = {PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK: "local-file-system/lms-sync-tests"}
+            with temporary_settings(updates=store):
+                yield
 
 
 @pytest.fixture
@@ -74,8 +83,6 @@ def land(folder: Path, name: str, prefix: str, mtime: float) -> Path:
     text = SAMPLE.read_bytes().decode("utf-8-sig")
     path = folder / name
     path.write_text(re.sub(r"(?m)^(\d{5});", rf"{prefix}\1;", text), encoding="utf-8")
-    import os
-
     os.utime(path, (mtime, mtime))
     return path
 
@@ -138,14 +145,15 @@ def test_nightly_sync_runs_a_subflow_per_file_and_fails_on_dead_letters(
         "out": str(tmp_path / "runs"),
     }
 
-    async def run() -> tuple[Any, Any, list[Any], list[Any]]:
+    async def run() -> tuple[Any, Any, list[Any], list[Any], list[Any]]:
         state = await nightly_sync(**params, return_state=True)
-        summary = await state.result(raise_on_failure=False)
+        summary = await state.aresult(raise_on_failure=False)
         children = await flow_runs_under(state.state_details.flow_run_id)
         artifacts = await artifacts_of("lms-sync-run-summary", [c.id for c in children])
-        return state, summary, children, artifacts
+        job = await artifacts_of("lms-sync-nightly-sync", [state.state_details.flow_run_id])
+        return state, summary, children, artifacts, job
 
-    state, summary, children, artifacts = asyncio.run(run())
+    state, summary, children, artifacts, job = asyncio.run(run())
     assert state.is_failed(), state.message
     assert state.message == "rows were dead-lettered (see the run summaries)"
     assert isinstance(summary, JobSummary)
@@ -155,9 +163,16 @@ def test_nightly_sync_runs_a_subflow_per_file_and_fails_on_dead_letters(
     assert {c.state.type.value for c in children} == {"COMPLETED"}  # no max_invalid_pct given
     assert len(artifacts) == 2
     assert all("| delivered | 10 |" in a.data for a in artifacts)
+    assert len(job) == 1  # the job's own summary: one line per file
+    assert re.search(r"\| b\.csv \| \S+ \| 10 \| 1 \| 3 \| 6 \| 0 \| 0 \|", job[0].data)
+    assert not any(KEY in a.data for a in [*artifacts, *job])
 
     deliver_env.reset()
-    again = asyncio.run(nightly_sync(**params, return_state=True))
+
+    async def rerun() -> Any:
+        return await nightly_sync(**params, return_state=True)
+
+    again = asyncio.run(rerun())
     assert again.is_completed(), again.message
     assert deliver_env.request_log() == []
 
@@ -174,15 +189,15 @@ def test_sync_completions_fails_above_max_invalid_pct(prefect_server: None, tmp_
             plan, out=out, settings=settings, max_invalid_pct=pct, return_state=True
         )
 
-    failed = asyncio.run(run(5, tmp_path / "strict"))
+    failed = asyncio.run(run(5.0, tmp_path / "strict"))
     assert failed.is_failed()
     assert failed.message == "30.00% of rows invalid or failed > 5.0%"
-    report = asyncio.run(failed.result(raise_on_failure=False))
+    report = failed.result(raise_on_failure=False)
     assert isinstance(report, RunReport)
     assert report.outcomes["would_send"] == SAMPLE_SENT and report.outcomes["invalid"] == 6
     assert (tmp_path / "strict" / "payloads.jsonl").exists()
 
-    passed = asyncio.run(run(50, tmp_path / "lenient"))
+    passed = asyncio.run(run(50.0, tmp_path / "lenient"))
     assert passed.is_completed(), passed.message
 
 
@@ -196,10 +211,32 @@ def test_check_chunk_task_is_the_plain_step(prefect_server: None) -> None:
     assert check_chunk_task.fn(chunk, plan, now).body.equals(check_chunk(chunk, plan, now).body)
 
 
-def test_backfill_flow_via_the_cli_prefect_flag(
-    deliver_env: RunningSandbox, tmp_path: Path
-) -> None:
-    """``lms-sync backfill --prefect`` runs the backfill flow; a rerun finds every file processed."""
+async def flow_runs_named(flow_name: str) -> list[Any]:
+    """Every run of the named flow on the test server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name]))
+        )
+    return list(runs)
+
+
+@pytest.fixture
+def cli_env(deliver_env: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
+    """``deliver_env`` plus the variables ``--prefect`` sets, so they are restored afterwards."""
+    from pipelines.runner import PREFECT_DEFAULTS
+
+    for name, value in PREFECT_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    return deliver_env
+
+
+def test_backfill_flow_via_the_cli_prefect_flag(cli_env: RunningSandbox, tmp_path: Path) -> None:
+    """``lms-sync backfill --prefect`` runs the backfill flow (Completed under the threshold);
+    a rerun finds every file processed and sends nothing.
+    """
     from pipelines.cli import app
 
     history = tmp_path / "history"
@@ -218,12 +255,47 @@ def test_backfill_flow_via_the_cli_prefect_flag(
         "--max-invalid-pct",
         "40",
     ]
+    before = len(asyncio.run(flow_runs_named("backfill")))
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert len(deliver_env.completions()) == 2 * SAMPLE_SENT
-    deliver_env.reset()
+    assert len(cli_env.completions()) == 2 * SAMPLE_SENT
+    runs = asyncio.run(flow_runs_named("backfill"))
+    assert len(runs) == before + 1
+    assert all(run.state.type.value == "COMPLETED" for run in runs)
+
+    cli_env.reset()
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert "already processed, skipped: 2 file(s)" in second.output
-    assert deliver_env.request_log() == []
-    shutil.rmtree(tmp_path / "runs")
+    assert cli_env.request_log() == []
+
+
+def test_api_key_from_a_prefect_secret_block(
+    cli_env: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--api-key-block NAME`` takes the key from a Prefect Secret block (none in the env)."""
+    from prefect.blocks.system import Secret
+
+    from pipelines.cli import app
+
+    Secret(value=SecretStr(KEY)).save("lms-sync-test-key", overwrite=True)
+    monkeypatch.delenv("STACKONE_API_KEY")
+    land(tmp_path / "landing", "a.csv", "7", mtime=1_700_000_000)
+    result = CliRunner().invoke(
+        app,
+        [
+            "nightly",
+            str(tmp_path / "landing"),
+            "-m",
+            str(MAPPING),
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+            "--out",
+            str(tmp_path / "runs"),
+            "--api-key-block",
+            "lms-sync-test-key",
+        ],
+    )
+    assert result.exit_code == 1, result.output  # the sample's dead-lettered rows
+    assert len(cli_env.completions()) == SAMPLE_SENT
+    assert {entry["key"] for entry in cli_env.request_log()} == {KEY}

@@ -221,6 +221,7 @@ def test_nightly_runs_a_file_and_its_copy_landed_together_once(
     assert result.exit_code == 1, result.output
     assert processed_runs(result.output) == ["a.csv"]
     assert "a-copy.csv: same content as a.csv" in result.output
+    assert "already processed, skipped: 1 file(s)" in result.output
     assert len(posts(fast_sandbox)) == SAMPLE_SENT
 
 
