@@ -1,7 +1,8 @@
 """The jobs of issue 4 in Prefect mode: ``nightly_sync``/``backfill`` with a subflow per file,
 ``sync_completions`` states and the run-summary artifact (``pipelines/flows.py``).
 
-One Prefect test server serves the whole session (``prefect_test_harness``, ~11 s to start);
+One Prefect test server serves this module (stopped after it: its threads use `random`,
+which Hypothesis forbids while it generates data elsewhere) (``prefect_test_harness``, ~11 s to start);
 flow runs talk to the real sandbox over HTTP and are read back with the Prefect client.
 """
 
@@ -32,7 +33,7 @@ KEY = "sandbox-key"
 SAMPLE_SENT = 10  # rows of workday_learning.csv a first delivering run sends (6 of 20 invalid)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A temporary Prefect server (own PREFECT_HOME, no analytics) for every test of the file."""
     home = tmp_path_factory.mktemp("prefect-home")
