@@ -169,7 +169,7 @@ async def settings_with_secret(settings: Settings, block_name: str | None) -> Se
         return settings
     from prefect.blocks.system import Secret
 
-    secret = await Secret.aload(block_name)
+    secret: Secret = await Secret.aload(block_name)  # type: ignore[assignment]
     return settings.model_copy(update={"api_key": SecretStr(str(secret.get()))})
 
 

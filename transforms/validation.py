@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -228,7 +229,7 @@ def _passthrough_member(name: str, values: pa.Array) -> pa.Array:
     return json_member(name, values)
 
 
-def _result_member(status_text: pa.Array, mapping: dict[str, str]) -> pa.Array:
+def _result_member(status_text: pa.Array, mapping: Mapping[str, str]) -> pa.Array:
     """``,"result":{"value":…,"source_value":…}`` built once per distinct status."""
     encoded = pc.dictionary_encode(status_text)
     statuses = encoded.dictionary
