@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipelines.console import console, fail
 from pipelines.jobs import JobSummary, backfill_files, landing_files, run_files
+from pipelines.options import DryRunOpt, LedgerOpt, MappingOpt, MaxInvalidPctOpt
 from pipelines.report import RunReport
 from pipelines.runner import (
     DEFAULT_LEDGER,
@@ -27,12 +28,8 @@ from pipelines.steps import load_mapping, plan_run
 from transforms.errors import LmsSyncError
 from transforms.mapping import MappingSpec
 
-MappingOpt = Annotated[Path, typer.Option("--mapping", "-m", help="Mapping YAML.")]
-OutOpt = Annotated[Path | None, typer.Option(help="Folder for the run folders (one per file).")]
-LedgerOpt = Annotated[Path, typer.Option(help="State ledger (SQLite).")]
-DryOpt = Annotated[bool, typer.Option("--dry-run", help="Validate only; send nothing.")]
-PctOpt = Annotated[float | None, typer.Option(help="Fail only above P % invalid + failed rows.")]
-PrefectOpt = Annotated[
+JobOutOpt = Annotated[Path | None, typer.Option(help="Folder for the run folders (one per file).")]
+JobPrefectOpt = Annotated[
     bool, typer.Option("--prefect", help="Run as Prefect flows (subflow per file).")
 ]
 BlockOpt = Annotated[str | None, typer.Option(help="Prefect Secret block holding the API key.")]
@@ -41,11 +38,11 @@ BlockOpt = Annotated[str | None, typer.Option(help="Prefect Secret block holding
 def nightly_command(
     landing: Annotated[str, typer.Argument(help="Landing directory or glob of exports.")],
     mapping: MappingOpt,
-    out: OutOpt = None,
+    out: JobOutOpt = None,
     ledger: LedgerOpt = DEFAULT_LEDGER,
-    dry_run: DryOpt = False,
-    max_invalid_pct: PctOpt = None,
-    prefect: PrefectOpt = False,
+    dry_run: DryRunOpt = False,
+    max_invalid_pct: MaxInvalidPctOpt = None,
+    prefect: JobPrefectOpt = False,
     api_key_block: BlockOpt = None,
 ) -> None:
     """Process the exports in LANDING not processed before (content fingerprints), oldest first.
@@ -70,11 +67,11 @@ def nightly_command(
 def backfill_command(
     sources: Annotated[list[str], typer.Argument(help="Files, directories (partitions) or globs.")],
     mapping: MappingOpt,
-    out: OutOpt = None,
+    out: JobOutOpt = None,
     ledger: LedgerOpt = DEFAULT_LEDGER,
-    dry_run: DryOpt = False,
-    max_invalid_pct: PctOpt = None,
-    prefect: PrefectOpt = False,
+    dry_run: DryRunOpt = False,
+    max_invalid_pct: MaxInvalidPctOpt = None,
+    prefect: JobPrefectOpt = False,
     api_key_block: BlockOpt = None,
 ) -> None:
     """Deliver a history of many files, one run per file, with progress and an ETA.
@@ -95,7 +92,7 @@ def import_command(
     out: Annotated[Path | None, typer.Option(help="Run folder.")] = None,
     ledger: LedgerOpt = DEFAULT_LEDGER,
     preview: Annotated[int, typer.Option(help="Payloads to show.")] = 10,
-    prefect: PrefectOpt = False,
+    prefect: JobPrefectOpt = False,
 ) -> None:
     """Ad hoc import of one file: a dry run with a preview and an error summary; --send delivers.
 
