@@ -296,6 +296,8 @@ async def deliver_run(
 
     async def produce() -> None:
         try:
+            # Loading a big ledger's keys takes seconds: off the event loop, before any request.
+            await asyncio.to_thread(ledger.preload)
             if plan.spec.repeats == "last":
                 await asyncio.to_thread(prime_repeats, plan, tracker, started)
             chunks = iter_chunks(plan)

@@ -497,6 +497,10 @@ class Ledger:
 
     # -- the in-memory snapshot ----------------------------------------------------------------
 
+    def preload(self) -> None:
+        """Load the delivered keys now (seconds for millions), e.g. in a thread before sending."""
+        self._snapshot()
+
     def _snapshot(self) -> _Snapshot:
         if self._known is None:
             self._known = self._load_snapshot()
