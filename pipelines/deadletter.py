@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeAlias
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -44,6 +45,66 @@ def neutralise_formulas(values: pa.Array) -> pa.Array:
     text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
     risky = pc.fill_null(pc.match_substring_regex(text, _FORMULA_START), False)
     return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
+
+
+Value: TypeAlias = (  # one value for every row, a list, or an Arrow column
+    str | int | list[str] | list[str | None] | list[int | None] | pa.Array | pa.ChunkedArray | None
+)
+
+
+def with_reasons(
+    source_rows: pa.Table,
+    *,
+    source: Path,
+    rows: pa.Array | pa.ChunkedArray,
+    stage: Value,
+    code: Value,
+    message: Value,
+    field: Value = None,
+    errors: pa.Array | None = None,
+    http_status: Value = None,
+    attempts: Value = None,
+) -> pa.Table:
+    """The source columns of dead-lettered rows plus every ``_dl_*`` column.
+
+    Each reason is one value for all rows, a list or an array; ``errors`` (the JSON list of all
+    problems) defaults to the one problem given by code, field and message.
+    """
+    n = source_rows.num_rows
+
+    def column(value: Value, type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
+        if isinstance(value, pa.Array | pa.ChunkedArray):
+            return value
+        return pa.array(value if isinstance(value, list) else [value] * n, type_)
+
+    codes = column(code, pa.string())
+    fields = column(field, pa.string())
+    messages = column(message, pa.string())
+    if errors is None:
+        errors = pa.array(
+            [
+                orjson.dumps([{"code": c, "field": f, "message": m}]).decode()
+                for c, f, m in zip(
+                    codes.to_pylist(), fields.to_pylist(), messages.to_pylist(), strict=True
+                )
+            ],
+            pa.string(),
+        )
+    extra = {
+        "_dl_stage": column(stage, pa.string()),
+        "_dl_error_code": codes,
+        "_dl_error_field": fields,
+        "_dl_error_message": messages,
+        "_dl_errors": errors,
+        "_dl_http_status": column(http_status, pa.int32()),
+        "_dl_attempts": column(attempts, pa.int32()),
+        "_dl_source_file": column(str(source), pa.string()),
+        "_dl_source_row": rows,
+    }
+    table = source_rows
+    for name, values in extra.items():
+        table = table.append_column(name, values)
+    return table
 
 
 class DeadLetterWriter:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.client import Result, StackOneClient, Submission
-from pipelines.deadletter import DeadLetterWriter
+from pipelines.deadletter import DeadLetterWriter, with_reasons
 from pipelines.errors import LockError
 from pipelines.ledger import Ledger, Outcome
 from pipelines.repeats import RepeatTracker
@@ -138,27 +138,19 @@ class DeliverySink:
         self.arrived.set()
 
     def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
-        n = rows.num_rows
-        self.report.add("invalid", n, "user_not_found")
-        table = chunk.batch.table.take(rows.column("index"))
-        by = self.resolve_by
-        messages = [f"no user with {by} {user!r}" for user in rows.column("user").to_pylist()]
-        errors = [
-            orjson.dumps([{"code": "user_not_found", "field": "user", "message": m}]).decode()
-            for m in messages
-        ]
-        extra = {
-            "_dl_stage": pa.repeat("resolve", n),
-            "_dl_error_code": pa.repeat("user_not_found", n),
-            "_dl_error_field": pa.repeat("user", n),
-            "_dl_error_message": pa.array(messages, pa.string()),
-            "_dl_errors": pa.array(errors, pa.string()),
-            "_dl_source_file": pa.repeat(str(chunk.source), n),
-            "_dl_source_row": rows.column("row").combine_chunks(),
-        }
-        for name, column in extra.items():
-            table = table.append_column(name, column)
-        self.deadletter.write(table)
+        self.report.add("invalid", rows.num_rows, "user_not_found")
+        users = rows.column("user").to_pylist()
+        self.deadletter.write(
+            with_reasons(
+                chunk.batch.table.take(rows.column("index")),
+                source=chunk.source,
+                rows=rows.column("row"),
+                stage="resolve",
+                code="user_not_found",
+                field="user",
+                message=[f"no user with {self.resolve_by} {user!r}" for user in users],
+            )
+        )
 
     async def submissions(self) -> AsyncIterator[Submission]:
         """Hand rows to the client, writing each small batch in_flight before it can be sent."""
@@ -233,23 +225,17 @@ class DeliverySink:
         self.pending.clear()
 
     def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
-        n = rows.num_rows
-        self.report.add("failed", n, "gave_up")
-        table = chunk.batch.table.take(rows.column("index"))
-        message = "failed in 3 runs; lms-sync ledger --retry-failed sends it again"
-        extra = {
-            "_dl_stage": pa.repeat("deliver", n),
-            "_dl_error_code": pa.repeat("gave_up", n),
-            "_dl_error_message": pa.repeat(message, n),
-            "_dl_errors": pa.repeat(
-                orjson.dumps([{"code": "gave_up", "field": None, "message": message}]).decode(), n
-            ),
-            "_dl_source_file": pa.repeat(str(chunk.source), n),
-            "_dl_source_row": rows.column("row").combine_chunks(),
-        }
-        for name, column in extra.items():
-            table = table.append_column(name, column)
-        self.deadletter.write(table)
+        self.report.add("failed", rows.num_rows, "gave_up")
+        self.deadletter.write(
+            with_reasons(
+                chunk.batch.table.take(rows.column("index")),
+                source=chunk.source,
+                rows=rows.column("row"),
+                stage="deliver",
+                code="gave_up",
+                message="failed in 3 runs; lms-sync ledger --retry-failed sends it again",
+            )
+        )
 
 
 async def deliver_run(
@@ -390,24 +376,18 @@ def _errors_json(result: Result) -> str:
 
 def _failed_table(failed: list[tuple[_Pending, Result]]) -> pa.Table:
     """Dead-letter rows for delivery failures: original columns plus the server's reason."""
-    tables = []
-    for pending, result in failed:
-        table = pending.chunk.batch.table.slice(pending.index, 1)
-        extra = {
-            "_dl_stage": ["deliver"],
-            "_dl_error_code": [result.code],
-            "_dl_error_message": [result.message],
-            "_dl_errors": [_errors_json(result)],
-            "_dl_http_status": pa.array([result.http_status], pa.int32()),
-            "_dl_attempts": pa.array([result.attempts], pa.int32()),
-            "_dl_source_file": [str(pending.chunk.source)],
-            "_dl_source_row": pa.array(
-                [pending.chunk.batch.rows[pending.index].as_py()], pa.int64()
-            ),
-        }
-        for name, column in extra.items():
-            table = table.append_column(
-                name, pa.array(column) if isinstance(column, list) else column
-            )
-        tables.append(table)
+    tables = [
+        with_reasons(
+            pending.chunk.batch.table.slice(pending.index, 1),
+            source=pending.chunk.source,
+            rows=pending.chunk.batch.rows.slice(pending.index, 1),
+            stage="deliver",
+            code=result.code,
+            message=result.message,
+            errors=pa.array([_errors_json(result)]),
+            http_status=result.http_status,
+            attempts=result.attempts,
+        )
+        for pending, result in failed
+    ]
     return pa.concat_tables(tables, promote_options="permissive")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.deadletter import DeadLetterWriter, union_schema
+from pipelines.deadletter import DeadLetterWriter, union_schema, with_reasons
 from pipelines.readers import SourceBatch, detect_format, expand_sources, iter_batches, read_header
 from pipelines.repeats import RepeatTracker
 from pipelines.replay import replay_batches
@@ -147,24 +147,18 @@ def settle_chunk(
 
 def invalid_rows(chunk: Chunk, checked: CheckedRows, mask: pa.Array) -> pa.Table:
     """The source columns of the masked rows plus the ``_dl_*`` columns (stage read or validate)."""
-    table = chunk.batch.table.filter(mask)
-    n = table.num_rows
     code = pc.filter(checked.error_code, mask)
-    stage = pc.if_else(pc.equal(code, "malformed_row"), "read", "validate")
-    extra = {
-        "_dl_stage": stage,
-        "_dl_error_code": code,
-        "_dl_error_field": pc.filter(checked.error_field, mask),
-        "_dl_error_message": pc.filter(checked.error_message, mask),
-        "_dl_errors": pc.filter(checked.errors, mask),
-        "_dl_http_status": pa.nulls(n, pa.int32()),
-        "_dl_attempts": pa.repeat(pa.scalar(0, pa.int32()), n),
-        "_dl_source_file": pa.repeat(str(chunk.source), n),
-        "_dl_source_row": pc.filter(chunk.batch.rows, mask),
-    }
-    for name, column in extra.items():
-        table = table.append_column(name, column)
-    return table
+    return with_reasons(
+        chunk.batch.table.filter(mask),
+        source=chunk.source,
+        rows=pc.filter(chunk.batch.rows, mask),
+        stage=pc.if_else(pc.equal(code, "malformed_row"), "read", "validate"),
+        code=code,
+        message=pc.filter(checked.error_message, mask),
+        field=pc.filter(checked.error_field, mask),
+        errors=pc.filter(checked.errors, mask),
+        attempts=0,
+    )
 
 
 def prime_repeats(plan: RunPlan, tracker: RepeatTracker, now: datetime) -> None:
