@@ -107,7 +107,7 @@ class DeliverySink:
         """
         assert self.resolver is not None and self.resolve_by is not None
         while self._unresolved:
-            chunk, rows = self._unresolved.pop(0)
+            chunk, rows = self._unresolved[0]  # taken off only once queued: a stop keeps it pending
             accounts = rows.column("account").to_pylist()
             users = rows.column("user").to_pylist()
             ids: dict[tuple[str, str], str | None] = {}
@@ -121,6 +121,7 @@ class DeliverySink:
             missing = rows.filter(pc.invert(known))
             if missing.num_rows:
                 self._dead_letter_unknown_users(chunk, missing)
+            self._unresolved.pop(0)
 
     def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
         positions = chosen.column("index").to_pylist()
@@ -221,8 +222,10 @@ class DeliverySink:
             self.ledger.unmark(unsent)
         self.backlog.clear()
         self.marked.clear()
-        self.report.add("pending", len(self.pending))
+        unresolved = sum(rows.num_rows for _, rows in self._unresolved)
+        self.report.add("pending", len(self.pending) + unresolved)
         self.pending.clear()
+        self._unresolved.clear()
 
     def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
         self.report.add("failed", rows.num_rows, "gave_up")

@@ -179,3 +179,38 @@ def test_delivery_resolves_emails_and_dead_letters_unknown_users(
     assert second["outcomes"]["duplicate"] == 3 and second["reasons"]["user_not_found"] == 1
     # Delivered rows need no lookup; the unknown email is a cached miss (no request either).
     assert sum(1 for e in sandbox.request_log() if e["method"] == "GET") == 3
+
+
+def test_lookup_refused_stops_with_every_row_counted(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """A 401 on the user lookup aborts (exit 3); rows waiting for their ids are pending."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    sandbox = make_sandbox(users=USERS, api_keys={"another-key"})
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "email,course\nperson1@example.com,C-1\nperson2@example.com,C-1\nnot-an-email,C-1\n"
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "version: 1\n"
+        "user: {column: email, resolve_by: email}\n"
+        "fields:\n"
+        "  learning_object_external_reference: {column: course}\n"
+    )
+    env = {
+        "STACKONE_API_KEY": SANDBOX_KEY,
+        "STACKONE_ACCOUNT_ID": SANDBOX_ACCOUNT,
+        "STACKONE_BASE_URL": sandbox.base_url,
+    }
+    args = ["run", str(export), "-m", str(mapping), "--ledger", str(tmp_path / "l.sqlite")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r"), "--json"], env=env)
+    assert result.exit_code == 3, result.output
+    report = orjson.loads((tmp_path / "r" / "report.json").read_bytes())
+    assert report["outcomes"]["pending"] == 2
+    assert report["outcomes"]["invalid"] == 1  # not an email: never looked up
+    assert sum(report["outcomes"].values()) == report["rows_read"] == 3
+    assert sandbox.completions() == []
