@@ -28,7 +28,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.ledger import SEND_STATUSES, Ledger
+from pipelines.core.outcomes import SEND_STATUSES
+from pipelines.state.ledger import Ledger
 
 TARGET = "https://bench.invalid"
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

@@ -92,8 +92,8 @@ def bare_read(path: Path) -> float:
 
 def dry_run_seconds(path: Path, out: Path) -> tuple[float, dict[str, object]]:
     """Seconds for the lms-sync dry run (plain-function mode, as the CLI runs it)."""
-    from pipelines.dryrun import dry_run
-    from pipelines.steps import plan_run
+    from pipelines.run.dryrun import dry_run
+    from pipelines.run.steps import plan_run
     from transforms.mapping import parse_mapping
 
     start = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.sandbox import (
+from pipelines.sandbox.server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
     RunningSandbox,

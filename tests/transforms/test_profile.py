@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from pipelines.readers import iter_batches, read_header
+from pipelines.source.readers import iter_batches, read_header
 from transforms.mapping import MappingSpec, check_columns, parse_mapping
 from transforms.profile import ISO, ColumnProfile, profile_column, profile_table, propose_mapping
 from transforms.text import match_key_of

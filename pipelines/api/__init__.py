@@ -1,0 +1,1 @@
+"""The StackOne API: client, retry policy, status to result, redaction, rate limiter, user lookup."""

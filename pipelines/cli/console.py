@@ -1,0 +1,64 @@
+"""What the command line prints: one-line errors, run summaries. Shared by every command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.output.report import OUTCOMES
+
+console = Console(stderr=True, soft_wrap=True)
+EXIT_OK, EXIT_DEADLETTERED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one ``error:`` line and exit with ``code``."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the setting (never its value: it may be the API key)."""
+    error = exc.errors()[0]
+    name = ".".join(str(part) for part in error["loc"]) or "settings"
+    return f"{name}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def print_summary(summary: dict[str, Any], folder: Path | None, json_output: bool) -> None:
+    """The run summary: outcome table, reasons, cost estimate, run folder (or report.json)."""
+    if json_output:
+        sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    console.print(
+        f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}",
+        highlight=False,
+    )
+    table = Table(show_edge=False, box=None, padding=(0, 2))
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    for name in OUTCOMES:
+        if summary["outcomes"][name]:
+            table.add_row(name, f"{summary['outcomes'][name]:,}")
+    table.add_row("[bold]rows read[/bold]", f"[bold]{summary['rows_read']:,}[/bold]")
+    console.print(table)
+    if summary.get("estimate"):
+        console.print(f"a real run: {summary['estimate']['text']}", highlight=False)
+    remote = summary.get("remote_check")
+    if remote:
+        shown = ", ".join(remote["missing"][:10]) + (" …" if remote["missing_count"] > 10 else "")
+        console.print(
+            f"remote check: {remote['users_checked']:,} users looked up, "
+            f"{remote['missing_count']:,} not found{': ' + shown if shown else ''}",
+            highlight=False,
+        )
+    if summary["reasons"]:
+        reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
+        console.print(f"reasons: {reasons}", highlight=False)
+    console.print(f"run folder: {folder}  ({summary['rows_per_second']:,} rows/s)", highlight=False)

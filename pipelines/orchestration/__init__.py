@@ -1,0 +1,1 @@
+"""Prefect only: flows, artifacts and the engine choice (plain functions or Prefect flow runs)."""

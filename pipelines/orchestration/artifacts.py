@@ -1,0 +1,64 @@
+"""The markdown a person reads in the Prefect UI: a run's summary, a job's table of file runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.output.report import RunReport
+from pipelines.run.jobs import JobSummary
+
+
+def summary_markdown(report: RunReport) -> str:
+    """The run summary a person reads at a glance: outcomes, reasons, throughput, files."""
+    summary = report.as_dict()
+    requests = summary["requests"]
+    lines = [
+        f"# lms-sync {summary['mode'].replace('_', ' ')} {summary['run_id']}",
+        "",
+        f"Target `{summary['target']}` · rows read **{summary['rows_read']:,}** · "
+        f"{summary['rows_per_second']:,} rows/s · requests {requests['sent']:,} "
+        f"({requests['per_second']}/s, {requests['status_429']} x 429, {requests['retries']} retries)",
+        "",
+        "| outcome | rows |",
+        "|---|---:|",
+        *[f"| {name} | {count:,} |" for name, count in summary["outcomes"].items()],
+        "",
+    ]
+    if summary["reasons"]:
+        lines += ["| reason | rows |", "|---|---:|"]
+        lines += [f"| {code} | {count:,} |" for code, count in summary["reasons"].items()]
+        lines.append("")
+    if summary["aborted"]:
+        lines.append(f"**Stopped early:** {summary['aborted']}")
+    lines.append(
+        f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`"
+    )
+    return "\n".join(lines)
+
+
+def job_markdown(summary: JobSummary) -> str:
+    """A job's summary: one line per file run, skipped and unstarted files."""
+    lines = [
+        f"# lms-sync {summary.job}",
+        "",
+        "| file | run | delivered / would send | duplicate | skipped | invalid | failed | pending |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for report in summary.reports:
+        o = report.outcomes
+        sent = o.get("delivered", 0) + o.get("would_send", 0)
+        lines.append(
+            f"| {Path(report.sources[0]).name} | {report.run_id} | {sent:,} | {o.get('duplicate', 0):,} | "
+            f"{o.get('skipped', 0):,} | {o.get('invalid', 0):,} | {o.get('failed', 0):,} | {o.get('pending', 0):,} |"
+        )
+    if summary.already_processed:
+        lines += [
+            "",
+            f"Already processed, skipped: {', '.join(Path(p).name for p in summary.already_processed)}",
+        ]
+    if summary.not_started:
+        lines += [
+            "",
+            f"Not started (run stopped): {', '.join(Path(p).name for p in summary.not_started)}",
+        ]
+    return "\n".join(lines)

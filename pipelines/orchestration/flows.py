@@ -1,0 +1,168 @@
+"""Prefect flows: the same run functions as the plain path, recorded as flow and task runs.
+
+Every flow takes JSON-serialisable parameters only (paths, a mapping path, options) and opens its
+client, ledger and resolver inside, so each can be deployed (``prefect.yaml``) or served.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import State
+
+from pipelines.core.settings import DEFAULT_LEDGER, RunOptions
+from pipelines.orchestration.artifacts import job_markdown, summary_markdown
+from pipelines.orchestration.secrets import settings_with_secret
+from pipelines.orchestration.states import job_state, result_of, run_state
+from pipelines.output.report import RunReport
+from pipelines.run.execute import run_plan
+from pipelines.run.jobs import job_files, run_files
+from pipelines.run.request import RunRequest
+from pipelines.run.steps import Chunk, RunPlan, check_chunk
+from transforms.validation import CheckedRows
+
+
+def _run_name() -> str:
+    parameters = flow_run.parameters
+    mode = "dry-run" if parameters.get("dry_run") else "deliver"
+    sources = parameters.get("sources") or []
+    first = Path(sources[0]).name if sources else "?"
+    more = f" +{len(sources) - 1}" if len(sources) > 1 else ""
+    return f"{mode} {first}{more}"
+
+
+@task(
+    name="check_chunk",
+    task_run_name="check {chunk.source.name} rows {chunk.first_ordinal}+",
+    cache_policy=NO_CACHE,
+)
+def check_chunk_task(chunk: Chunk, plan: RunPlan, now: datetime) -> CheckedRows:
+    """Convert and validate one chunk (pure and cheap: no retries needed)."""
+    return check_chunk(chunk, plan, now)
+
+
+@flow(name="sync_completions", flow_run_name=_run_name)
+async def sync_completions(
+    sources: list[str],
+    mapping: str,
+    replay: bool = False,
+    out: str | None = None,
+    dry_run: bool = False,
+    ledger: str = str(DEFAULT_LEDGER),
+    wait: bool = False,
+    max_invalid_pct: float | None = None,
+    check_remote: bool = False,
+    base_url: str | None = None,
+    rate_limit: str | None = None,
+    concurrency: int | None = None,
+    api_key_block: str | None = None,
+) -> State:
+    """Dry run or delivery of the sources, with a run-summary artifact.
+
+    The flow run ends Failed when the share of invalid + failed rows exceeds ``max_invalid_pct``
+    or the run was aborted, so Prefect notifications and automations can act on it.
+    """
+    request = RunRequest(
+        sources, mapping, replay, out, dry_run, ledger, wait, max_invalid_pct, check_remote,
+        base_url, rate_limit, concurrency,
+    )  # fmt: skip
+    settings = await settings_with_secret(request.settings(), api_key_block)
+    plan = request.plan(settings)
+    report = await run_plan(plan, settings, request.options(), check=check_chunk_task)
+    await acreate_markdown_artifact(
+        key="lms-sync-run-summary",
+        markdown=summary_markdown(report),
+        description=f"lms-sync {report.mode} {report.run_id}",
+    )
+    return run_state(report)
+
+
+@flow(name="adhoc_import", flow_run_name="import {source}")
+async def adhoc_import(
+    source: str,
+    mapping: str,
+    send: bool = False,
+    out: str | None = None,
+    ledger: str = str(DEFAULT_LEDGER),
+    api_key_block: str | None = None,
+) -> State:
+    """One file: a dry run with payloads and dead-letter (``send`` delivers it)."""
+    return await sync_completions(
+        [source], mapping, out=out, dry_run=not send, ledger=ledger,
+        api_key_block=api_key_block, return_state=True,
+    )  # fmt: skip
+
+
+@flow(name="nightly_sync", flow_run_name="nightly {landing}")
+async def nightly_sync(
+    landing: str,
+    mapping: str,
+    out: str | None = None,
+    ledger: str = str(DEFAULT_LEDGER),
+    dry_run: bool = False,
+    max_invalid_pct: float | None = None,
+    api_key_block: str | None = None,
+) -> State:
+    """Process the exports in a landing directory (or glob) not processed before, oldest first."""
+    request = RunRequest([landing], mapping, False, out, dry_run, ledger, False, max_invalid_pct)
+    return await _run_job("nightly_sync", [landing], request, api_key_block)
+
+
+@flow(name="backfill", flow_run_name="backfill {mapping}")
+async def backfill(
+    sources: list[str],
+    mapping: str,
+    out: str | None = None,
+    ledger: str = str(DEFAULT_LEDGER),
+    dry_run: bool = False,
+    max_invalid_pct: float | None = None,
+    api_key_block: str | None = None,
+) -> State:
+    """Deliver many files (or a partitioned directory), one subflow per file; rerun to resume."""
+    request = RunRequest(sources, mapping, False, out, dry_run, ledger, False, max_invalid_pct)
+    return await _run_job("backfill", sources, request, api_key_block)
+
+
+async def job_flow(
+    job: str, patterns: list[str], request: RunRequest, api_key_block: str | None
+) -> State:
+    """Run the job's flow (``nightly_sync`` or ``backfill``) and return its final state."""
+    common = {
+        "mapping": request.mapping,
+        "out": request.out,
+        "ledger": request.ledger,
+        "dry_run": request.dry_run,
+        "max_invalid_pct": request.max_invalid_pct,
+        "api_key_block": api_key_block,
+    }
+    if job == "nightly_sync":
+        return await nightly_sync(landing=patterns[0], **common, return_state=True)  # type: ignore[arg-type]
+    return await backfill(sources=patterns, **common, return_state=True)  # type: ignore[arg-type]
+
+
+async def _run_job(
+    job: str, patterns: list[str], request: RunRequest, api_key_block: str | None
+) -> State:
+    """One ``sync_completions`` subflow per file, a job artifact, and the job's final state."""
+    logger = get_run_logger()
+    settings = await settings_with_secret(request.settings(), api_key_block)
+
+    async def run_one(path: Path, options: RunOptions) -> RunReport:
+        parameters = {**request.for_file(path, options).parameters(), "api_key_block": api_key_block}
+        return await result_of(await sync_completions(**parameters, return_state=True), RunReport)
+
+    files = job_files(job, patterns)
+    summary = await run_files(
+        job, files, request.spec(), settings, request.options(), run_one, logger.info
+    )
+    await acreate_markdown_artifact(
+        key=f"lms-sync-{job.replace('_', '-')}",
+        markdown=job_markdown(summary),
+        description=f"lms-sync {job}",
+    )
+    return job_state(summary)

@@ -1,0 +1,1 @@
+"""Run outputs: run folder, retention, dead-letter writer, payloads, report."""

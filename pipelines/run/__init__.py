@@ -1,0 +1,1 @@
+"""Running a plan: plan, chunks, settle, dry run, delivery, jobs, cost estimate."""

@@ -1,0 +1,137 @@
+"""A dry run: every row converted and validated, valid ones written to payloads.jsonl, none sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.core.outcomes import SEND_STATUSES, RunMode
+from pipelines.output.deadletter import DeadLetterWriter
+from pipelines.output.payloads import PayloadWriter, payload_lines
+from pipelines.output.report import RunReport
+from pipelines.output.run_folder import new_run_id, run_folder
+from pipelines.run.estimate import cost_estimate
+from pipelines.run.repeats import RepeatTracker
+from pipelines.run.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, run_chunks
+from pipelines.state.ledger import Ledger
+from transforms.keys import blake2b_128_hex
+from transforms.masks import count_true
+from transforms.validation import VALID, CheckedRows
+
+ALREADY_THERE = ("delivered", "duplicate")
+
+
+class PayloadSink:
+    """Valid rows of a dry run become would_send lines of payloads.jsonl.
+
+    With a ledger, rows an earlier run delivered are ``duplicate`` (as a real run would count
+    them) and only the rest would be sent; the ledger is read, never written.
+    """
+
+    def __init__(
+        self,
+        writer: PayloadWriter,
+        report: RunReport,
+        ledger: Ledger | None,
+        collect_users: bool = False,
+    ) -> None:
+        self.writer = writer
+        self.report = report
+        self.ledger = ledger
+        self.collect_users = collect_users
+        self.users: dict[str, set[str]] = {}  # distinct users per account (for --check-remote)
+
+    def accept(self, chunk: Chunk, rows: pa.Table) -> None:
+        """Write the rows' payload lines and count them would_send."""
+        if self.ledger is not None and rows.num_rows:
+            rows = self._not_yet_delivered(rows)
+        if self.collect_users:
+            pairs = rows.select(["account", "user"]).group_by(["account", "user"]).aggregate([])
+            for account, user in zip(
+                pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
+            ):
+                self.users.setdefault(account, set()).add(user)
+        lines = payload_lines(
+            rows.column("account").combine_chunks(),
+            rows.column("user").combine_chunks(),
+            rows.column("body").combine_chunks(),
+            rows.column("key").combine_chunks(),
+            str(chunk.source),
+            rows.column("row").combine_chunks(),
+        )
+        self.writer.write(lines)
+        self.report.add("would_send", rows.num_rows)
+
+    def _not_yet_delivered(self, rows: pa.Table) -> pa.Table:
+        assert self.ledger is not None
+        hashes = blake2b_128_hex(rows.column("body").combine_chunks())
+        state = self.ledger.classify(rows.column("key").combine_chunks(), hashes)
+        there = pc.is_in(state, value_set=pa.array(ALREADY_THERE))
+        changed = pc.equal(state, "changed_after_delivery")
+        self.report.add("duplicate", count_true(there), "already_delivered")
+        self.report.add("duplicate", count_true(changed), "changed_after_delivery")
+        return rows.filter(pc.invert(pc.or_(there, changed)))
+
+
+def count_would_send(plan: RunPlan, ledger: Ledger | None) -> int:
+    """Requests a real run of ``plan`` would send (valid, first of their key, not delivered)."""
+    now = datetime.now(UTC)
+    tracker = RepeatTracker(plan.spec.repeats)
+    if plan.spec.repeats == "last":
+        prime_repeats(plan, tracker, now)
+    total = 0
+    for chunk in iter_chunks(plan):
+        checked = check_chunk(chunk, plan, now)
+        fresh = pc.and_not(
+            pc.equal(checked.status, VALID), tracker.repeats(checked.key, chunk.ordinals)
+        )
+        if ledger is None:
+            total += count_true(fresh)
+            continue
+        keys = pc.filter(checked.key, fresh)
+        state = ledger.classify(keys, blake2b_128_hex(pc.filter(checked.body, fresh)))
+        total += count_true(pc.is_in(state, value_set=pa.array(SEND_STATUSES, pa.string())))
+    return total
+
+
+
+def dry_run(
+    plan: RunPlan,
+    *,
+    out: Path | None,
+    target: str,
+    check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+    ledger: Ledger | None = None,
+    rate_limit: tuple[int, float] = (950, 60.0),
+    on_report: Callable[[RunReport], None] | None = None,
+    collect_users: bool = False,
+) -> RunReport:
+    """Run every chunk through read → check → settle and write the run folder's three outputs."""
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    folder = run_folder(out, run_id)
+    report = RunReport(run_id, RunMode.DRY_RUN, target, [str(p) for p in plan.sources], started)
+    report.folder = folder
+    if on_report is not None:
+        on_report(report)  # a progress display reads it while the run goes on
+    deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
+    payloads = PayloadWriter(folder)
+    sink = PayloadSink(payloads, report, ledger, collect_users)
+    try:
+        run_chunks(plan, started, report, deadletter, sink, check)
+    finally:
+        payloads.close()
+        deadletter.close()
+        report.estimate = cost_estimate(report.outcomes["would_send"], rate_limit)
+        report.finished_at = datetime.now(UTC)
+        report.deadletter = {
+            "csv": str(deadletter.csv_path),
+            "parquet": str(deadletter.parquet_path),
+        }
+        report.write(folder / "report.json")
+    report.distinct_users = sink.users
+    return report

@@ -1,0 +1,134 @@
+"""Run a plan as plain functions: open the ledger, client and resolver, then dry-run or deliver.
+
+The Prefect flows call the same ``run_plan`` (with their task as ``check``), so the plain path and
+the Prefect path differ only in how they are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from pipelines.api.client import StackOneClient
+from pipelines.api.user_lookup import UserResolver, check_remote
+from pipelines.core.errors import SettingsError
+from pipelines.core.settings import RunOptions, Settings
+from pipelines.output.report import RunReport
+from pipelines.run.delivery import deliver_run
+from pipelines.run.dryrun import dry_run
+from pipelines.run.steps import Chunk, RunPlan, check_chunk
+from pipelines.state.ledger import Ledger
+from pipelines.state.user_cache import UserCache
+from transforms.validation import CheckedRows
+
+Check = Callable[[Chunk, RunPlan, datetime], CheckedRows]
+OnReport = Callable[[RunReport], None]
+
+
+def execute(plan: RunPlan, settings: Settings, options: RunOptions) -> RunReport:
+    """Run ``plan`` in a new event loop; SIGINT/SIGTERM stop a delivering run in order."""
+    return asyncio.run(run_plan(plan, settings, options))
+
+
+def require_api_key(settings: Settings, options: RunOptions) -> None:
+    """Delivering (or checking users remotely) needs an API key: say so before anything starts."""
+    if (not options.dry_run or options.check_remote) and settings.api_key is None:
+        raise SettingsError(
+            "STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)"
+        )
+
+
+async def run_plan(
+    plan: RunPlan,
+    settings: Settings,
+    options: RunOptions,
+    *,
+    check: Check = check_chunk,
+    on_report: OnReport | None = None,
+) -> RunReport:
+    """Dry run or delivery of ``plan``; ``on_report`` gets the live report (a progress line)."""
+    require_api_key(settings, options)
+    if options.dry_run:
+        report = await _dry(plan, settings, options, check, on_report)
+        if options.check_remote:
+            report.remote_check = await _check_remote(plan, settings, options, report)
+            assert report.folder is not None
+            report.write(report.folder / "report.json")
+    else:
+        report = await _deliver(plan, settings, options, check, on_report)
+    report.max_invalid_pct = options.max_invalid_pct
+    return report
+
+
+async def _dry(
+    plan: RunPlan, settings: Settings, options: RunOptions, check: Check, on_report: OnReport | None
+) -> RunReport:
+    # A dry run reads the ledger (to leave out what was delivered) but never writes it.
+    ledger = Ledger(options.ledger_path, settings.target) if options.ledger_path.exists() else None
+    with ledger if ledger is not None else contextlib.nullcontext():
+        return await asyncio.to_thread(
+            dry_run,
+            plan,
+            out=options.out,
+            target=settings.target,
+            check=check,
+            ledger=ledger,
+            rate_limit=settings.rate_limit,
+            on_report=on_report,
+            collect_users=options.check_remote,
+        )
+
+
+async def _check_remote(
+    plan: RunPlan, settings: Settings, options: RunOptions, report: RunReport
+) -> dict[str, object]:
+    """Look up each distinct user of the dry run once; the ones missing go in the report."""
+    async with StackOneClient.from_settings(settings) as client:
+        with UserCache(options.users_cache_path, settings.target) as cache:
+            resolver = UserResolver(client, cache)
+            return await check_remote(resolver, plan.spec.user.resolve_by, report.distinct_users)
+
+
+async def _deliver(
+    plan: RunPlan, settings: Settings, options: RunOptions, check: Check, on_report: OnReport | None
+) -> RunReport:
+    options.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    async with _stop_on_signals() as stop:
+        with (
+            Ledger(options.ledger_path, settings.target) as ledger,
+            UserCache(options.users_cache_path, settings.target) as cache,
+        ):
+            async with StackOneClient.from_settings(settings) as client:
+                return await deliver_run(
+                    plan,
+                    client,
+                    ledger,
+                    out=options.out,
+                    target=settings.target,
+                    stop=stop,
+                    wait=options.wait,
+                    check=check,
+                    resolver=UserResolver(client, cache),
+                    on_report=on_report,
+                )
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT/SIGTERM while the block runs (an orderly stop, not a crash)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Only the main thread's loop can handle signals; elsewhere the host (a worker) stops us.
+        with contextlib.suppress(ValueError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+    try:
+        yield stop
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)

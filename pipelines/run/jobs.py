@@ -1,0 +1,236 @@
+"""The jobs people run: nightly sync of a landing directory, backfill of many files (DESIGN §1).
+
+Both process one file per run (a subflow under Prefect), skip files whose content fingerprint the
+target has already processed to the end, and stop at the first run that was aborted. A file is
+marked processed only when its run left nothing pending, so a rerun picks up where a crash or a
+stop left off; rows delivered before are never sent again (the ledger).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipelines.core.errors import SourceError
+from pipelines.core.settings import RunOptions, Settings
+from pipelines.output.report import RunReport
+from pipelines.run.dryrun import count_would_send
+from pipelines.run.estimate import cost_estimate, human_duration
+from pipelines.run.steps import plan_run
+from pipelines.source.fingerprints import fingerprint
+from pipelines.source.readers import SOURCE_SUFFIXES, expand_sources
+from pipelines.state.ledger import Ledger
+from pipelines.state.processed_exports import ProcessedExports
+from transforms.mapping import MappingSpec
+
+RunOne = Callable[[Path, RunOptions], Awaitable[RunReport]]
+Say = Callable[[str], None]
+
+
+@dataclass
+class JobSummary:
+    """What a job did with each file."""
+
+    job: str
+    reports: list[RunReport] = field(default_factory=list)
+    already_processed: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+
+    def exit_code(self) -> int:
+        """The most severe exit code of the job's runs (3 before 1 before 0)."""
+        codes = [report.exit_code() for report in self.reports]
+        return 3 if 3 in codes else max(codes, default=0)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary: per-file run ids and outcomes."""
+        return {
+            "job": self.job,
+            "runs": [
+                {
+                    "source": report.sources[0],
+                    "run_id": report.run_id,
+                    "outcomes": report.as_dict()["outcomes"],
+                    "aborted": report.aborted,
+                    "folder": str(report.folder),
+                }
+                for report in self.reports
+            ],
+            "already_processed": self.already_processed,
+            "not_started": self.not_started,
+        }
+
+
+def landing_files(pattern: str) -> list[Path]:
+    """Export files of a landing directory or glob, oldest first (modification time, then name).
+
+    An existing landing directory with nothing in it is a quiet night (no files), not an error.
+    """
+    try:
+        found = expand_sources([pattern])
+    except SourceError:
+        if _landing_directory(pattern).is_dir():
+            return []
+        raise
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def job_files(job: str, patterns: list[str]) -> list[Path]:
+    """The files of a job: a nightly sync's landing files, or a backfill's."""
+    return landing_files(patterns[0]) if job == "nightly_sync" else backfill_files(patterns)
+
+
+def backfill_files(patterns: list[str]) -> list[Path]:
+    """The files of a backfill in path order; a directory counts with all its partitions.
+
+    ``exports/`` holding ``year=2024/month=01/part-0.parquet`` … yields every partition file;
+    names starting with ``.`` or ``_`` (``_SUCCESS``, ``_temporary/``, ``.crc``) are left out.
+    """
+    expanded: list[str] = []
+    for pattern in patterns:
+        nested = _partition_files(Path(pattern)) if Path(pattern).is_dir() else []
+        expanded.extend([str(path) for path in nested] or [pattern])
+    return sorted(expand_sources(expanded))
+
+
+def finished(report: RunReport) -> bool:
+    """A file's run left nothing for a later run: nothing pending, no failure still retried.
+
+    Failed rows are retried by later runs (DESIGN §7) until they are ``gave_up``; a file is
+    marked processed only then, so a nightly job keeps retrying a row whose user was missing.
+    """
+    outcomes = report.outcomes
+    retried = outcomes.get("failed", 0) - report.reasons.get("gave_up", 0)
+    return not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0
+
+
+async def run_files(
+    job: str,
+    files: list[Path],
+    spec: MappingSpec,
+    settings: Settings,
+    options: RunOptions,
+    run_one: RunOne,
+    say: Say,
+) -> JobSummary:
+    """Run every file not processed before, one run each, in order; stop at an aborted run.
+
+    Files with the same content (a copy under another name) run once. Under ``--out`` each
+    file's run gets its own folder named after the file (``-2``, ``-3`` … when taken). A dry run
+    reads the processed-exports table but never writes (or creates) it.
+    """
+    summary = JobSummary(job)
+    with ProcessedExports(
+        options.ledger_path, settings.target, read_only=options.dry_run
+    ) as registry:
+        todo: list[tuple[Path, str]] = []
+        copies: list[tuple[Path, str]] = []
+        first_of: dict[str, Path] = {}
+        for path in files:
+            print_ = fingerprint(path)
+            done_by = registry.seen(print_)
+            if done_by:
+                summary.already_processed.append(str(path))
+                say(f"{path.name}: already processed by run {done_by}, skipped")
+            elif print_ in first_of:
+                copies.append((path, print_))
+                say(f"{path.name}: same content as {first_of[print_].name}, skipped")
+            else:
+                first_of[print_] = path
+                todo.append((path, print_))
+        budget = _Progress(
+            say, settings.rate_limit, _requests_to_send(todo, spec, settings, options)
+        )
+        ran: set[str] = set()  # fingerprints run by this job: their copies need no run
+        taken: set[Path] = set()
+        for index, (path, print_) in enumerate(todo):
+            file_options = replace(options, out=_file_folder(options.out, path, taken))
+            report = await run_one(path, file_options)
+            summary.reports.append(report)
+            budget.after(path, report, index + 1, len(todo))
+            if report.aborted:
+                summary.not_started = [str(p) for p, _ in todo[index + 1 :]]
+                say(f"stopped: {report.aborted}; {len(summary.not_started)} file(s) not started")
+                break
+            ran.add(print_)
+            if finished(report) and not options.dry_run:
+                registry.mark(print_, path, report.run_id, report.rows_read)
+        for path, print_ in copies:
+            (summary.already_processed if print_ in ran else summary.not_started).append(str(path))
+    return summary
+
+
+def _partition_files(folder: Path) -> list[Path]:
+    """Export files anywhere under ``folder``, leaving out hidden and ``_``-prefixed names."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.name.lower().endswith(SOURCE_SUFFIXES)
+        and not any(part[:1] in (".", "_") for part in path.relative_to(folder).parts)
+    )
+
+
+def _landing_directory(pattern: str) -> Path:
+    """The directory part of a landing pattern: the path up to its first wildcard."""
+    parts = Path(pattern).parts
+    plain = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
+    return Path(*plain) if plain else Path(".")
+
+
+def _file_folder(out: Path | None, path: Path, taken: set[Path]) -> Path | None:
+    """The run folder of one file under ``out``: its name, suffixed when another run has it."""
+    if out is None:
+        return None
+    name = Path(path.name.removesuffix(".gz").removesuffix(".GZ")).stem
+    folder, n = out / name, 1
+    while folder in taken or folder.exists():
+        n += 1
+        folder = out / f"{name}-{n}"
+    taken.add(folder)
+    return folder
+
+
+def _requests_to_send(
+    todo: list[tuple[Path, str]], spec: MappingSpec, settings: Settings, options: RunOptions
+) -> int:
+    """Requests the files still need (after dedupe against the ledger): the basis of the ETA."""
+    if not todo:
+        return 0
+    plan = plan_run([str(p) for p, _ in todo], spec, settings.account_id)
+    if not options.ledger_path.exists():
+        return count_would_send(plan, None)
+    with Ledger(options.ledger_path, settings.target) as ledger:
+        return count_would_send(plan, ledger)
+
+
+class _Progress:
+    """Rows done, rows/s and an ETA from the rate limit, said after each file."""
+
+    def __init__(self, say: Say, rate_limit: tuple[int, float], requests: int) -> None:
+        self.say = say
+        self.per_second = rate_limit[0] / rate_limit[1]
+        self.requests_left = requests
+        self.rows = 0
+        self.started = time.monotonic()
+        say(f"to send: {cost_estimate(requests, rate_limit)['text']}")
+
+    def after(self, path: Path, report: RunReport, done: int, total: int) -> None:
+        self.rows += report.rows_read
+        outcomes, reasons = report.outcomes, report.reasons
+        sent = (  # the rows the estimate counted as requests, now answered
+            outcomes.get("delivered", 0)
+            + outcomes.get("failed", 0)
+            - reasons.get("gave_up", 0)
+            + reasons.get("http_409", 0)
+            + outcomes.get("would_send", 0)
+        )
+        self.requests_left = max(0, self.requests_left - sent)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        eta = human_duration(self.requests_left / self.per_second)
+        self.say(
+            f"[{done}/{total}] {path.name}: {report.rows_read:,} rows · total {self.rows:,} rows, "
+            f"{self.rows / elapsed:,.0f} rows/s · {self.requests_left:,} requests left, ETA {eta}"
+        )

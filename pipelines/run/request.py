@@ -1,0 +1,108 @@
+"""One run in plain, JSON-ready values: what a flow takes as parameters and how it becomes a plan."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.settings import (
+    DEFAULT_LEDGER,
+    RunOptions,
+    Settings,
+    environment,
+    load_settings,
+)
+from pipelines.run.steps import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
+from pipelines.source.deadletter_source import check_deadletter
+from pipelines.source.readers import expand_sources
+from transforms.mapping import MappingSpec
+
+DEADLETTER_NAME = "deadletter.parquet"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Sources, mapping and options of one run; every field is a path, a flag or a number.
+
+    ``base_url``, ``rate_limit`` and ``concurrency`` override the environment when given; the API
+    key never travels in a request (environment or a Prefect Secret block).
+    """
+
+    sources: list[str]
+    mapping: str
+    replay: bool = False  # sources are dead-letter files (or the run folders holding them)
+    out: str | None = None
+    dry_run: bool = False
+    ledger: str = str(DEFAULT_LEDGER)
+    wait: bool = False
+    max_invalid_pct: float | None = None
+    check_remote: bool = False
+    base_url: str | None = None
+    rate_limit: str | None = None
+    concurrency: int | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The request as flow parameters."""
+        return dataclasses.asdict(self)
+
+    def settings(self) -> Settings:
+        """Settings from the environment with this request's overrides on top."""
+        return load_settings(
+            base_url=self.base_url, rate_limit=self.rate_limit, concurrency=self.concurrency
+        )
+
+    def options(self) -> RunOptions:
+        """How to run the plan."""
+        return RunOptions(
+            Path(self.out) if self.out else None,
+            self.dry_run,
+            Path(self.ledger),
+            self.wait,
+            self.max_invalid_pct,
+            self.check_remote and self.dry_run,
+        )
+
+    def spec(self) -> MappingSpec:
+        """The mapping file, read and checked (``${VAR}`` expanded from the environment)."""
+        return load_mapping(Path(self.mapping), environment())
+
+    def plan(self, settings: Settings) -> RunPlan:
+        """Read the mapping, expand the sources, check every header (errors before any row)."""
+        spec = self.spec()
+        if self.replay:
+            return plan_replay(self.sources, spec, settings.account_id)
+        return plan_run(self.sources, spec, settings.account_id)
+
+    def for_file(self, path: Path, options: RunOptions) -> RunRequest:
+        """The request of one file of a job, with that file's run options."""
+        return dataclasses.replace(
+            self,
+            sources=[str(path)],
+            out=str(options.out) if options.out else None,
+            dry_run=options.dry_run,
+            ledger=str(options.ledger_path),
+            max_invalid_pct=options.max_invalid_pct,
+        )
+
+
+def plan_replay(
+    deadletters: list[str],
+    spec: MappingSpec,
+    account_id: str | None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> RunPlan:
+    """Plan a run over dead-letter files (or run folders): read as Parquet, rows keep their origin."""
+    paths = [str(_deadletter_of(Path(pattern))) for pattern in deadletters]
+    for path in expand_sources(paths):
+        check_deadletter(path)
+    as_parquet = spec.model_copy(
+        update={"source": spec.source.model_copy(update={"format": "parquet"})}
+    )
+    return dataclasses.replace(plan_run(paths, as_parquet, account_id, batch_rows), replay=True)
+
+
+def _deadletter_of(path: Path) -> Path:
+    """A run folder stands for its deadletter.parquet."""
+    return path / DEADLETTER_NAME if path.is_dir() else path

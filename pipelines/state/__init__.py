@@ -1,0 +1,1 @@
+"""The state store: ledger, its SQL, locks, processed exports, user cache."""
