@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.sandbox.server import (
+from pipelines.sandbox import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
     RunningSandbox,

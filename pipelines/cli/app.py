@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from pipelines.cli.console import (
     EXIT_ABORTED,
@@ -14,9 +13,8 @@ from pipelines.cli.console import (
     console,
     fail,
     print_summary,
-    settings_error,
 )
-from pipelines.cli.execution import run_request
+from pipelines.cli.execution import run_and_summarise, run_request
 from pipelines.cli.inspect_command import inspect_command
 from pipelines.cli.jobs_command import (
     backfill_command,
@@ -43,14 +41,12 @@ from pipelines.cli.options import (
 from pipelines.cli.replay_command import replay_command
 from pipelines.core.settings import (
     DEFAULT_LEDGER,
-    DEFAULT_RUNS_DIR,
     environment,
     scoped_environment,
 )
-from pipelines.output.retention import prune_runs
 from pipelines.run.request import RunRequest
 from pipelines.run.steps import load_mapping, plan_run
-from pipelines.source.readers import expand_sources
+from pipelines.source.source_files import expand_sources
 from transforms.errors import LmsSyncError
 
 app = typer.Typer(
@@ -118,16 +114,9 @@ def run(
         rate_limit=rate_limit,
         concurrency=concurrency,
     )
-    try:
-        report = run_request(request, prefect=prefect, progress=not (quiet or json_output))
-        if keep_runs is not None:
-            prune_runs(DEFAULT_RUNS_DIR, keep_runs)
-    except LmsSyncError as exc:
-        fail(str(exc), exc.exit_code)
-    except ValidationError as exc:
-        fail(settings_error(exc))
-    if not quiet:
-        print_summary(report.as_dict(), report.folder, json_output)
+    report = run_and_summarise(
+        request, prefect=prefect, quiet=quiet, json_output=json_output, keep_runs=keep_runs
+    )
     raise typer.Exit(report.exit_code())
 
 
@@ -177,7 +166,7 @@ def sandbox(
     import orjson
 
     from pipelines.core.rate_limit import parse_rate_limit
-    from pipelines.sandbox.server import SandboxConfig, parse_latency, serve_forever
+    from pipelines.sandbox import SandboxConfig, parse_latency, serve_forever
 
     try:
         config = SandboxConfig(
@@ -205,7 +194,7 @@ def demo(
 
     Example: lms-sync demo --no-prefect
     """
-    from pipelines.sandbox.server import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox
+    from pipelines.sandbox import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox
 
     with Sandbox() as running, scoped_environment(
         {

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from pipelines.cli.console import console
+from pydantic import ValidationError
+
+from pipelines.cli.console import console, fail, print_summary, settings_error
 from pipelines.cli.progress import live_progress
-from pipelines.core.settings import prefect_api_configured
+from pipelines.core.settings import DEFAULT_RUNS_DIR, prefect_api_configured
 from pipelines.orchestration.engine import execute_request
 from pipelines.output.report import RunReport
+from pipelines.output.retention import prune_runs
 from pipelines.run.execute import require_api_key
 from pipelines.run.request import RunRequest
+from transforms.errors import LmsSyncError
 
 
 def run_request(
@@ -37,3 +41,23 @@ def run_request(
             )
 
     return asyncio.run(run())
+
+
+def run_and_summarise(
+    request: RunRequest, *, prefect: bool, quiet: bool, json_output: bool, keep_runs: int | None
+) -> RunReport:
+    """``run``/``replay``: run the request, prune old run folders, print the summary.
+
+    A run-level error (mapping, settings, lock, abort before the run) exits with its code.
+    """
+    try:
+        report = run_request(request, prefect=prefect, progress=not (quiet or json_output))
+        if keep_runs is not None:
+            prune_runs(DEFAULT_RUNS_DIR, keep_runs)
+    except LmsSyncError as exc:
+        fail(str(exc), exc.exit_code)
+    except ValidationError as exc:
+        fail(settings_error(exc))
+    if not quiet:
+        print_summary(report.as_dict(), report.folder, json_output)
+    return report

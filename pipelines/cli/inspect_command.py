@@ -19,7 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.core.errors import SourceError
-from pipelines.source.readers import detect_format, iter_batches, read_header
+from pipelines.source.batches import iter_batches
+from pipelines.source.headers import read_header
+from pipelines.source.source_files import detect_format
 from transforms.errors import LmsSyncError, MappingError
 from transforms.mapping import DELIMITERS, check_columns, parse_mapping
 from transforms.profile import Profile, profile_table, propose_mapping

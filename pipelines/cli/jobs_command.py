@@ -17,7 +17,7 @@ from pipelines.cli.options import DryRunOpt, LedgerOpt, MappingOpt, MaxInvalidPc
 from pipelines.core.settings import DEFAULT_LEDGER, prefect_api_configured, use_prefect_defaults
 from pipelines.orchestration.engine import execute_job
 from pipelines.output.report import RunReport
-from pipelines.run.jobs import JobSummary
+from pipelines.run.jobs import JOB_COLUMNS, JobSummary
 from pipelines.run.request import RunRequest
 from transforms.errors import LmsSyncError
 
@@ -181,19 +181,10 @@ def _run_job(
 
 def _print_job(summary: JobSummary) -> None:
     table = Table(show_edge=False, box=None, padding=(0, 2))
-    for column in ("file", "run", "sent", "duplicate", "skipped", "invalid", "failed", "pending"):
+    for column in JOB_COLUMNS:
         table.add_column(column, justify="left" if column in ("file", "run") else "right")
-    for report in summary.reports:
-        o = report.outcomes
-        table.add_row(
-            Path(report.sources[0]).name,
-            report.run_id,
-            f"{o.get('delivered', 0) + o.get('would_send', 0):,}",
-            *(
-                f"{o.get(name, 0):,}"
-                for name in ("duplicate", "skipped", "invalid", "failed", "pending")
-            ),
-        )
+    for row in summary.table():
+        table.add_row(*row)
     console.print(f"[bold]lms-sync {summary.job.replace('_', ' ')}[/bold]")
     console.print(table)
     if summary.already_processed:

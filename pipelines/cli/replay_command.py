@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from pipelines.cli.console import fail, print_summary, settings_error
-from pipelines.cli.execution import run_request
+from pipelines.cli.execution import run_and_summarise
 from pipelines.cli.options import (
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -25,11 +23,9 @@ from pipelines.cli.options import (
     RateLimitOpt,
     WaitOpt,
 )
-from pipelines.core.settings import DEFAULT_LEDGER, DEFAULT_RUNS_DIR
+from pipelines.core.settings import DEFAULT_LEDGER
 from pipelines.output.report import RunReport
-from pipelines.output.retention import prune_runs
 from pipelines.run.request import RunRequest
-from transforms.errors import LmsSyncError
 
 __all__ = ["replay_command", "succeeded"]
 
@@ -91,16 +87,10 @@ def replay_command(
         rate_limit=rate_limit,
         concurrency=concurrency,
     )
-    try:
-        report = run_request(request, prefect=prefect)
-        if keep_runs is not None:
-            prune_runs(DEFAULT_RUNS_DIR, keep_runs)
-    except LmsSyncError as exc:
-        fail(str(exc), exc.exit_code)
-    except ValidationError as exc:
-        fail(settings_error(exc))
+    report = run_and_summarise(
+        request, prefect=prefect, quiet=quiet, json_output=json_output, keep_runs=keep_runs
+    )
     if not quiet:
-        print_summary(report.as_dict(), report.folder, json_output)
         console.print(
             f"[bold]{succeeded(report):,} of {report.rows_read:,} replayed rows now succeed[/bold]",
             highlight=False,

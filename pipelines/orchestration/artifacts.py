@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.output.report import RunReport
-from pipelines.run.jobs import JobSummary
+from pipelines.run.jobs import JOB_COLUMNS, JobSummary
 
 
 def summary_markdown(report: RunReport) -> str:
@@ -41,16 +41,10 @@ def job_markdown(summary: JobSummary) -> str:
     lines = [
         f"# lms-sync {summary.job}",
         "",
-        "| file | run | delivered / would send | duplicate | skipped | invalid | failed | pending |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(JOB_COLUMNS) + " |",
+        "|---|---|" + "---:|" * (len(JOB_COLUMNS) - 2),
     ]
-    for report in summary.reports:
-        o = report.outcomes
-        sent = o.get("delivered", 0) + o.get("would_send", 0)
-        lines.append(
-            f"| {Path(report.sources[0]).name} | {report.run_id} | {sent:,} | {o.get('duplicate', 0):,} | "
-            f"{o.get('skipped', 0):,} | {o.get('invalid', 0):,} | {o.get('failed', 0):,} | {o.get('pending', 0):,} |"
-        )
+    lines += ["| " + " | ".join(row) + " |" for row in summary.table()]
     if summary.already_processed:
         lines += [
             "",

@@ -135,6 +135,10 @@ class DeadLetterWriter:
         )
         self.rows += rows.num_rows
 
+    def paths(self) -> dict[str, str]:
+        """Where the two files are, for report.json."""
+        return {"csv": str(self.csv_path), "parquet": str(self.parquet_path)}
+
     def close(self) -> None:
         """Finish both files (an empty run still leaves two valid files with headers)."""
         self._parquet.close()

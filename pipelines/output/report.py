@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,13 @@ class RunReport:
         if self.max_invalid_pct is not None:
             return 1 if self.problem_share() * 100 > self.max_invalid_pct else 0
         return 1 if self.outcomes.get("invalid", 0) or self.outcomes.get("failed", 0) else 0
+
+    def finish(self, deadletter: dict[str, str]) -> None:
+        """The run is over: stamp its end, name its dead-letter files, write report.json."""
+        assert self.folder is not None
+        self.finished_at = datetime.now(UTC)
+        self.deadletter = deadletter
+        self.write(self.folder / "report.json")
 
     def write(self, path: Path) -> None:
         """Write report.json, owner-only."""

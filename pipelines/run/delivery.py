@@ -9,24 +9,18 @@ are ``pending``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from pipelines.api.client import Result, StackOneClient, Submission
-from pipelines.api.user_lookup import Kind, UserResolver, normalise
+from pipelines.api.client import StackOneClient
+from pipelines.api.user_lookup import UserResolver
 from pipelines.core.errors import LockError
-from pipelines.core.outcomes import SEND_STATUSES, RunMode, Stage
-from pipelines.output.deadletter import DeadLetterWriter, with_reasons
+from pipelines.core.outcomes import RunMode
+from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
+from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
 from pipelines.run.repeats import RepeatTracker
 from pipelines.run.steps import (
     Chunk,
@@ -36,217 +30,12 @@ from pipelines.run.steps import (
     prime_repeats,
     settle_chunk,
 )
-from pipelines.state.ledger import KeyResult, Ledger
+from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
-from transforms.keys import blake2b_128_hex
-from transforms.masks import count_true
 from transforms.validation import CheckedRows
 
-# Keys are written in_flight per transaction just before the client takes them: at most the
-# client's concurrency (up to this many) at once, so a crash leaves few never-sent keys in doubt.
-_MARK_BATCH = 256
-FLUSH_SECONDS = 0.25  # outcomes are committed at least this often (a crash leaves few in doubt)
 LOCK_POLL_SECONDS = 1.0  # --wait: how often to ask again for the ledger lock
-
-
-@dataclass
-class _Pending:
-    """A row handed to the sink and not yet settled: where it came from, for the dead-letter."""
-
-    chunk: Chunk
-    index: int  # row position inside the chunk's table
-    body_hash: str
-
-
-@dataclass
-class DeliverySink:
-    """Valid rows of a delivering run: ledger check, write-ahead in_flight, results recorded."""
-
-    ledger: Ledger
-    report: RunReport
-    deadletter: DeadLetterWriter
-    run_id: str
-    backlog: deque[tuple[Submission, str]] = field(default_factory=deque)
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: bool = False
-    mark_batch: int = _MARK_BATCH
-    resolver: UserResolver | None = None  # mapping user.resolve_by: look ids up first
-    resolve_by: Kind | None = None
-    _unresolved: list[tuple[Chunk, pa.Table]] = field(default_factory=list)
-    marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
-    unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
-    _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
-    _outcomes: list[KeyResult] = field(default_factory=list)
-    _flushed_at: float = field(default_factory=time.monotonic)
-
-    def accept(self, chunk: Chunk, rows: pa.Table) -> None:
-        """Sort the chunk's valid rows by their ledger state; queue the ones to send."""
-        if rows.num_rows == 0:
-            return
-        keys = rows.column("key").combine_chunks()
-        bodies = rows.column("body").combine_chunks()
-        hashes = blake2b_128_hex(bodies)
-        state = self.ledger.classify(keys, hashes)
-        self.report.add("duplicate", _count(state, "delivered"), "already_delivered")
-        self.report.add("duplicate", _count(state, "duplicate"), "already_delivered")
-        changed = pc.equal(state, "changed_after_delivery")
-        self.report.add(
-            "duplicate", _count(state, "changed_after_delivery"), "changed_after_delivery"
-        )
-        self.report.changed_after_delivery.extend(pc.filter(keys, changed).to_pylist())
-        gave_up = pc.equal(state, "gave_up")
-        if pc.any(gave_up).as_py():
-            self._dead_letter_gave_up(chunk, rows.filter(gave_up))
-        self.report.in_doubt_keys.extend(pc.filter(keys, pc.equal(state, "in_doubt")).to_pylist())
-
-        send = pc.is_in(state, value_set=pa.array(SEND_STATUSES, pa.string()))
-        chosen = rows.append_column("hash", hashes).filter(send)
-        if self.resolver is None:
-            self._queue(chunk, chosen, chosen.column("user").to_pylist())
-        else:  # user ids are looked up (async) before these rows can be sent
-            self._unresolved.append((chunk, chosen))
-
-    async def resolve_users(self) -> None:
-        """Look up the user ids of the rows accepted since the last call, then queue them.
-
-        Rows whose user does not exist are ``invalid`` with ``user_not_found`` (never sent).
-        """
-        assert self.resolver is not None and self.resolve_by is not None
-        while self._unresolved:
-            chunk, rows = self._unresolved[0]  # taken off only once queued: a stop keeps it pending
-            accounts = rows.column("account").to_pylist()
-            users = rows.column("user").to_pylist()
-            ids: dict[tuple[str, str], str | None] = {}
-            for account in sorted(set(accounts)):
-                wanted = {u for a, u in zip(accounts, users, strict=True) if a == account}
-                found = await self.resolver.resolve(account, self.resolve_by, wanted)
-                ids.update({(account, u): found.get(normalise(self.resolve_by, u)) for u in wanted})
-            resolved = [ids[(a, u)] for a, u in zip(accounts, users, strict=True)]
-            known = pa.array([uid is not None for uid in resolved])
-            self._queue(chunk, rows.filter(known), [uid for uid in resolved if uid is not None])
-            missing = rows.filter(pc.invert(known))
-            if missing.num_rows:
-                self._dead_letter_unknown_users(chunk, missing)
-            self._unresolved.pop(0)
-
-    def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
-        positions = chosen.column("index").to_pylist()
-        for account, user_id, key, body, body_hash, index in zip(
-            chosen.column("account").to_pylist(),
-            user_ids,
-            chosen.column("key").to_pylist(),
-            chosen.column("body").to_pylist(),
-            chosen.column("hash").to_pylist(),
-            positions,
-            strict=True,
-        ):
-            self.pending[key] = _Pending(chunk, index, body_hash)
-            self.backlog.append((Submission(key, account, user_id, body.encode()), body_hash))
-        self.arrived.set()
-
-    def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("invalid", rows.num_rows, "user_not_found")
-        users = rows.column("user").to_pylist()
-        self.deadletter.write(
-            with_reasons(
-                chunk.batch.table.take(rows.column("index")),
-                source=chunk.source,
-                rows=rows.column("row"),
-                stage=Stage.RESOLVE,
-                code="user_not_found",
-                field="user",
-                message=[f"no user with {self.resolve_by} {user!r}" for user in users],
-            )
-        )
-
-    async def submissions(self) -> AsyncIterator[Submission]:
-        """Hand rows to the client, writing each small batch in_flight before it can be sent."""
-        while True:
-            while not self.backlog:
-                if self.closed:
-                    return
-                self.drained.set()
-                self.arrived.clear()
-                await self.arrived.wait()
-            batch = [self.backlog.popleft() for _ in range(min(self.mark_batch, len(self.backlog)))]
-            keys = [s.key for s, _ in batch]
-            self.ledger.mark_in_flight(pa.array(keys), pa.array([h for _, h in batch]), self.run_id)
-            self.marked.update(keys)
-            for submission, _ in batch:
-                yield submission
-            if len(self.backlog) < self.mark_batch:
-                self.drained.set()
-
-    def on_result(self, result: Result) -> None:
-        """Count and record one result; failed rows go to the dead-letter file."""
-        row = self.pending.pop(result.key)
-        self.marked.discard(result.key)
-        if result.outcome == "delivered":
-            self.report.add("delivered")
-        elif result.outcome == "duplicate":
-            self.report.add("duplicate", reason=result.code or "http_409")
-        else:
-            self.report.add("failed", reason=result.code)
-            self._failed_rows.append((row, result))
-        self._outcomes.append(
-            KeyResult(
-                key=result.key,
-                outcome=result.outcome,
-                http_status=result.http_status,
-                remote_id=result.remote_id,
-                error_code=result.code,
-                message=result.message,
-                attempts=result.attempts,
-            )
-        )
-        if (
-            len(self._outcomes) >= _MARK_BATCH
-            or time.monotonic() - self._flushed_at > FLUSH_SECONDS
-        ):
-            self.flush()
-
-    def on_unanswered(self, submission: Submission) -> None:
-        """A row sent without a result (the run stopped in its retries): it stays in doubt."""
-        self.unanswered.add(submission.key)
-
-    def flush(self) -> None:
-        """Commit recorded outcomes and write failed rows to the dead-letter file."""
-        self._flushed_at = time.monotonic()
-        if self._outcomes:
-            self.ledger.record(self._outcomes, self.run_id)
-            self._outcomes = []
-        if self._failed_rows:
-            self.deadletter.write(_failed_table(self._failed_rows))
-            self._failed_rows = []
-
-    def settle_unsent(self) -> None:
-        """Rows without a result (the run stopped) are pending. Keys this run wrote in_flight go
-        back to their earlier state, except those a request may have reached: they stay in doubt.
-        """
-        unsent = sorted(self.marked - self.unanswered)
-        if unsent:
-            self.ledger.unmark(unsent)
-        self.backlog.clear()
-        self.marked.clear()
-        unresolved = sum(rows.num_rows for _, rows in self._unresolved)
-        self.report.add("pending", len(self.pending) + unresolved)
-        self.pending.clear()
-        self._unresolved.clear()
-
-    def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("failed", rows.num_rows, "gave_up")
-        self.deadletter.write(
-            with_reasons(
-                chunk.batch.table.take(rows.column("index")),
-                source=chunk.source,
-                rows=rows.column("row"),
-                stage=Stage.DELIVER,
-                code="gave_up",
-                message="failed in 3 runs; lms-sync ledger --retry-failed sends it again",
-            )
-        )
+Check = Callable[[Chunk, RunPlan, datetime], CheckedRows]
 
 
 async def deliver_run(
@@ -258,7 +47,7 @@ async def deliver_run(
     target: str,
     stop: asyncio.Event | None = None,
     wait: bool = False,
-    check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+    check: Check = check_chunk,
     resolver: UserResolver | None = None,
     on_report: Callable[[RunReport], None] | None = None,
 ) -> RunReport:
@@ -271,10 +60,9 @@ async def deliver_run(
     stop = stop or asyncio.Event()
     await _lock(ledger, run_id, wait, stop)
     try:
-        folder = run_folder(out, run_id)
         report = RunReport(run_id, RunMode.DELIVER, target, [str(p) for p in plan.sources], started)
-        report.folder = folder
-        deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
+        report.folder = run_folder(out, run_id)
+        deadletter = DeadLetterWriter(report.folder, plan.deadletter_schema)
     except BaseException:
         ledger.release()
         raise
@@ -285,59 +73,12 @@ async def deliver_run(
         report,
         deadletter,
         run_id,
-        mark_batch=min(_MARK_BATCH, client.concurrency),
+        mark_batch=min(MARK_BATCH, client.concurrency),
         resolver=resolver if plan.spec.user.resolve_by else None,
         resolve_by=plan.spec.user.resolve_by,
     )
-    tracker = RepeatTracker(plan.spec.repeats)
-
-    async def produce() -> None:
-        try:
-            # Loading a big ledger's keys takes seconds: off the event loop, before any request.
-            await asyncio.to_thread(ledger.preload)
-            if plan.spec.repeats == "last":
-                await asyncio.to_thread(prime_repeats, plan, tracker, started)
-            chunks = iter_chunks(plan)
-            while not stop.is_set():
-                chunk = await asyncio.to_thread(next, chunks, None)
-                if chunk is None:
-                    break
-                checked = await asyncio.to_thread(check, chunk, plan, started)
-                settle_chunk(chunk, checked, tracker, report, deadletter, sink)
-                if sink.resolver is not None:
-                    await sink.resolve_users()
-                while len(sink.backlog) > plan.batch_rows and not stop.is_set():
-                    sink.drained.clear()
-                    await sink.drained.wait()
-        except BaseException as exc:  # e.g. a source that cannot be read on
-            report.aborted = report.aborted or str(exc) or type(exc).__name__
-            stop.set()  # the client stops in order; the error is raised once results are kept
-            raise
-        finally:
-            sink.closed = True
-            sink.arrived.set()
-
     try:
-        producer = asyncio.create_task(produce())
-        try:
-            await client.deliver(
-                sink.submissions(), sink.on_result, stop=stop, on_unanswered=sink.on_unanswered
-            )
-        except LmsSyncError as exc:
-            report.aborted = str(exc)
-            stop.set()
-        finally:
-            if not producer.done():
-                stop.set()
-                sink.arrived.set()
-                sink.drained.set()
-            try:
-                await producer
-            finally:
-                if stop.is_set() and report.aborted is None:
-                    report.aborted = "interrupted"
-                sink.flush()
-                sink.settle_unsent()
+        await _send_all(plan, client, sink, check, stop, started)
     finally:
         stats = client.stats
         report.requests_sent, report.status_429, report.retries = (
@@ -347,13 +88,71 @@ async def deliver_run(
         )
         deadletter.close()
         ledger.release()
-        report.finished_at = datetime.now(UTC)
-        report.deadletter = {
-            "csv": str(deadletter.csv_path),
-            "parquet": str(deadletter.parquet_path),
-        }
-        report.write(folder / "report.json")
+        report.finish(deadletter.paths())
     return report
+
+
+async def _send_all(
+    plan: RunPlan,
+    client: StackOneClient,
+    sink: DeliverySink,
+    check: Check,
+    stop: asyncio.Event,
+    started: datetime,
+) -> None:
+    """Read and check chunks in one task while the client's workers send; settle what is left."""
+    report = sink.report
+    producer = asyncio.create_task(_produce(plan, sink, check, stop, started))
+    try:
+        await client.deliver(
+            sink.submissions(), sink.on_result, stop=stop, on_unanswered=sink.on_unanswered
+        )
+    except LmsSyncError as exc:
+        report.aborted = str(exc)
+        stop.set()
+    finally:
+        if not producer.done():
+            stop.set()
+            sink.arrived.set()
+            sink.drained.set()
+        try:
+            await producer
+        finally:
+            if stop.is_set() and report.aborted is None:
+                report.aborted = "interrupted"
+            sink.flush()
+            sink.settle_unsent()
+
+
+async def _produce(
+    plan: RunPlan, sink: DeliverySink, check: Check, stop: asyncio.Event, started: datetime
+) -> None:
+    """Feed the sink chunk by chunk, never more than a chunk ahead of what has been sent."""
+    report, tracker = sink.report, RepeatTracker(plan.spec.repeats)
+    try:
+        # Loading a big ledger's keys takes seconds: off the event loop, before any request.
+        await asyncio.to_thread(sink.ledger.preload)
+        if plan.spec.repeats == "last":
+            await asyncio.to_thread(prime_repeats, plan, tracker, started)
+        chunks = iter_chunks(plan)
+        while not stop.is_set():
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                break
+            checked = await asyncio.to_thread(check, chunk, plan, started)
+            settle_chunk(chunk, checked, tracker, report, sink.deadletter, sink)
+            if sink.resolver is not None:
+                await sink.resolve_users()
+            while len(sink.backlog) > plan.batch_rows and not stop.is_set():
+                sink.drained.clear()
+                await sink.drained.wait()
+    except BaseException as exc:  # e.g. a source that cannot be read on
+        report.aborted = report.aborted or str(exc) or type(exc).__name__
+        stop.set()  # the client stops in order; the error is raised once results are kept
+        raise
+    finally:
+        sink.closed = True
+        sink.arrived.set()
 
 
 async def _lock(ledger: Ledger, run_id: str, wait: bool, stop: asyncio.Event) -> None:
@@ -369,36 +168,3 @@ async def _lock(ledger: Ledger, run_id: str, wait: bool, stop: asyncio.Event) ->
             await asyncio.wait_for(stop.wait(), LOCK_POLL_SECONDS)
         except TimeoutError:
             continue
-
-
-def _count(state: pa.Array, value: str) -> int:
-    return count_true(pc.equal(state, value))
-
-
-def _errors_json(result: Result) -> str:
-    error = {
-        "code": result.code,
-        "field": None,
-        "message": result.message,
-        "http_status": result.http_status,
-    }
-    return orjson.dumps([error]).decode()
-
-
-def _failed_table(failed: list[tuple[_Pending, Result]]) -> pa.Table:
-    """Dead-letter rows for delivery failures: original columns plus the server's reason."""
-    tables = [
-        with_reasons(
-            pending.chunk.batch.table.slice(pending.index, 1),
-            source=pending.chunk.source,
-            rows=pending.chunk.batch.rows.slice(pending.index, 1),
-            stage=Stage.DELIVER,
-            code=result.code,
-            message=result.message,
-            errors=pa.array([_errors_json(result)]),
-            http_status=result.http_status,
-            attempts=result.attempts,
-        )
-        for pending, result in failed
-    ]
-    return pa.concat_tables(tables, promote_options="permissive")

@@ -127,11 +127,6 @@ def dry_run(
         payloads.close()
         deadletter.close()
         report.estimate = cost_estimate(report.outcomes["would_send"], rate_limit)
-        report.finished_at = datetime.now(UTC)
-        report.deadletter = {
-            "csv": str(deadletter.csv_path),
-            "parquet": str(deadletter.parquet_path),
-        }
-        report.write(folder / "report.json")
+        report.finish(deadletter.paths())
     report.distinct_users = sink.users
     return report

@@ -21,11 +21,13 @@ from pipelines.run.dryrun import count_would_send
 from pipelines.run.estimate import cost_estimate, human_duration
 from pipelines.run.steps import plan_run
 from pipelines.source.fingerprints import fingerprint
-from pipelines.source.readers import SOURCE_SUFFIXES, expand_sources
+from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger
 from pipelines.state.processed_exports import ProcessedExports
 from transforms.mapping import MappingSpec
 
+# The per-file table of a job: "sent" is delivered (or would_send in a dry run).
+JOB_COLUMNS = ("file", "run", "sent", "duplicate", "skipped", "invalid", "failed", "pending")
 RunOne = Callable[[Path, RunOptions], Awaitable[RunReport]]
 Say = Callable[[str], None]
 
@@ -38,6 +40,18 @@ class JobSummary:
     reports: list[RunReport] = field(default_factory=list)
     already_processed: list[str] = field(default_factory=list)
     not_started: list[str] = field(default_factory=list)
+
+    def table(self) -> list[tuple[str, ...]]:
+        """One row per file run under ``JOB_COLUMNS`` (the terminal table and the artifact)."""
+        rows = []
+        for report in self.reports:
+            o = report.outcomes
+            counts = [o.get("delivered", 0) + o.get("would_send", 0)]
+            counts += [o.get(name, 0) for name in JOB_COLUMNS[3:]]
+            rows.append(
+                (Path(report.sources[0]).name, report.run_id, *(f"{n:,}" for n in counts))
+            )
+        return rows
 
     def exit_code(self) -> int:
         """The most severe exit code of the job's runs (3 before 1 before 0)."""

@@ -16,7 +16,7 @@ from pipelines.core.settings import (
 )
 from pipelines.run.steps import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
 from pipelines.source.deadletter_source import check_deadletter
-from pipelines.source.readers import expand_sources
+from pipelines.source.source_files import expand_sources
 from transforms.mapping import MappingSpec
 
 DEADLETTER_NAME = "deadletter.parquet"

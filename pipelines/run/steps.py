@@ -18,14 +18,10 @@ from pipelines.core.outcomes import Stage
 from pipelines.output.deadletter import DeadLetterWriter, union_schema, with_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.repeats import RepeatTracker
+from pipelines.source.batches import SourceBatch, iter_batches
 from pipelines.source.deadletter_source import replay_batches
-from pipelines.source.readers import (
-    SourceBatch,
-    detect_format,
-    expand_sources,
-    iter_batches,
-    read_header,
-)
+from pipelines.source.headers import read_header
+from pipelines.source.source_files import detect_format, expand_sources
 from transforms.errors import MappingError
 from transforms.keys import warm_kernel
 from transforms.mapping import MappingSpec, check_columns, parse_mapping

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.core.errors import SourceError
-from pipelines.source.readers import SourceBatch, iter_batches
+from pipelines.source.batches import SourceBatch, iter_batches
 
 __all__ = ["ORIGIN_FILE", "ORIGIN_ROW", "STILL_MALFORMED", "check_deadletter", "replay_batches"]
 

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from pipelines.source.readers import iter_batches, read_header
+from pipelines.source.batches import iter_batches
+from pipelines.source.headers import read_header
 from transforms.mapping import MappingSpec, check_columns, parse_mapping
 from transforms.profile import ISO, ColumnProfile, profile_column, profile_table, propose_mapping
 from transforms.text import match_key_of

@@ -16,7 +16,7 @@ from pipelines.cli.inspect_command import (
 )
 from pipelines.run.dryrun import dry_run
 from pipelines.run.steps import load_mapping, plan_run
-from pipelines.source.readers import read_header
+from pipelines.source.headers import read_header
 from transforms.mapping import check_columns, parse_mapping
 
 ROOT = Path(__file__).resolve().parents[3]

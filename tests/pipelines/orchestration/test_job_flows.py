@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from pipelines.output.report import RunReport
 from pipelines.run.steps import check_chunk, iter_chunks, load_mapping, plan_run
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "data" / "samples" / "workday_learning.csv"

@@ -35,7 +35,7 @@ from pipelines.core.settings import load_settings
 from pipelines.output.report import OUTCOMES, RunReport
 from pipelines.run.delivery import deliver_run
 from pipelines.run.steps import Chunk, RunPlan, check_chunk, load_mapping, plan_run
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY, max_requests_in_window
 from transforms.validation import CheckedRows

@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
 from tests.pipelines.run.test_delivery import (
     FAST,

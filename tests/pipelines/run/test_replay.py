@@ -23,7 +23,7 @@ from pipelines.output.deadletter import DL_COLUMNS, union_schema
 from pipelines.run.execute import execute
 from pipelines.run.request import plan_replay
 from pipelines.run.steps import RunPlan, iter_chunks, load_mapping, plan_run
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 from pipelines.source.deadletter_source import STILL_MALFORMED
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 

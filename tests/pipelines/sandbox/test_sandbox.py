@@ -14,13 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipelines.sandbox.server import (
-    RunningSandbox,
-    Sandbox,
-    SandboxConfig,
-    _latency_sampler,
-    parse_latency,
-)
+from pipelines.sandbox import RunningSandbox, Sandbox, SandboxConfig, parse_latency
+from pipelines.sandbox import latency_sampler as _latency_sampler
 from tests.conftest import SANDBOX_ACCOUNT, max_requests_in_window, sandbox_client, tls_context
 from transforms.dto import CreateResultResponse, ErrorResponse
 

@@ -16,13 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.core.errors import SourceError
-from pipelines.source.readers import (
-    SourceBatch,
-    detect_format,
-    expand_sources,
-    iter_batches,
-    read_header,
-)
+from pipelines.source.batches import SourceBatch, iter_batches
+from pipelines.source.headers import read_header
+from pipelines.source.source_files import detect_format, expand_sources
 from transforms.errors import LmsSyncError
 
 
