@@ -93,7 +93,7 @@ def bare_read(path: Path) -> float:
 def dry_run_seconds(path: Path, out: Path) -> tuple[float, dict[str, object]]:
     """Seconds for the lms-sync dry run (plain-function mode, as the CLI runs it)."""
     from pipelines.run.dryrun import dry_run
-    from pipelines.run.steps import plan_run
+    from pipelines.run.plan import plan_run
     from transforms.mapping import parse_mapping
 
     start = time.perf_counter()

@@ -44,8 +44,8 @@ from pipelines.core.settings import (
     environment,
     scoped_environment,
 )
+from pipelines.run.plan import load_mapping, plan_run
 from pipelines.run.request import RunRequest
-from pipelines.run.steps import load_mapping, plan_run
 from pipelines.source.source_files import expand_sources
 from transforms.errors import LmsSyncError
 

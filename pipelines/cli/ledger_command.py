@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import sys
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import pyarrow.compute as pc
@@ -29,8 +27,9 @@ from pipelines.cli.console import fail, settings_error
 from pipelines.core.errors import SourceError
 from pipelines.core.settings import DEFAULT_LEDGER, load_settings
 from pipelines.output.run_folder import new_run_id
-from pipelines.run.steps import Chunk, check_chunk, iter_chunks, load_mapping, plan_run
-from pipelines.source.readers import SourceBatch
+from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
+from pipelines.run.plan import load_mapping, plan_run
+from pipelines.source.batches import SourceBatch
 from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
 from transforms.mapping import MappingSpec
@@ -153,45 +152,80 @@ def ledger_command(
     found = True
     try:
         settings = load_settings(base_url=target)
-        if not ledger.exists():
-            raise SourceError(ledger, "no ledger here (a delivering run creates it)")
-        keys = _checked_keys(
-            [*(forget or []), *(read_key_file(forget_file) if forget_file else [])]
-        )
-        lookup_key = _checked_keys([key])[0] if key else None
-        row_of: SourceRowKey | None = None
-        if source_row is not None:
-            if mapping is None:
-                raise typer.BadParameter("--source-row needs --mapping (the file's mapping YAML)")
-            file, row = parse_source_row(source_row)
-            spec = load_mapping(mapping, env)
-            row_of = key_of_source_row(file, row, spec, settings.account_id, datetime.now(UTC))
+        keys, lookup_key = _checked_arguments(ledger, key, forget, forget_file)
+        row_of = _source_row_key(source_row, mapping, settings.account_id, env)
         with Ledger(ledger, settings.target) as state:
             result["target"] = state.target
-            if keys or retry_failed:
-                state.acquire(f"ledger-{new_run_id(datetime.now(UTC))}", wait)
-                try:
-                    if keys:
-                        result["forgotten"] = state.forget(keys)
-                    if retry_failed:
-                        result["retried"] = state.retry_failed()
-                finally:
-                    state.release()
-            if lookup_key is not None:
-                result["key"] = {"key": lookup_key.lower(), "record": state.lookup(lookup_key)}
-                found = found and result["key"]["record"] is not None
-            if row_of is not None:
-                record = state.lookup(row_of.key) if row_of.key else None
-                result["source_row"] = {**_row_dict(row_of), "record": record}
-                found = found and record is not None
-            if lookup_key is None and row_of is None:
-                result["counts"] = state.counts()
-                if not sum(result["counts"].values()):
-                    result["other_targets"] = _targets_with_keys(ledger, state.target)
+            _change(state, keys, retry_failed, wait, result)
+            found = _look_up(state, lookup_key, row_of, result)
     except LmsSyncError as exc:
         fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         fail(settings_error(exc))
+    _finish(result, found, json_output)
+
+
+def _checked_arguments(
+    ledger: Path, key: str | None, forget: list[str] | None, forget_file: Path | None
+) -> tuple[list[str], str | None]:
+    """The keys to forget and the key to look up, once the ledger file is known to exist."""
+    if not ledger.exists():
+        raise SourceError(ledger, "no ledger here (a delivering run creates it)")
+    keys = _checked_keys([*(forget or []), *(read_key_file(forget_file) if forget_file else [])])
+    lookup_key = _checked_keys([key])[0] if key else None
+    return keys, lookup_key
+
+
+def _source_row_key(
+    source_row: str | None, mapping: Path | None, account_id: str | None, env: dict[str, str]
+) -> SourceRowKey | None:
+    """The key of ``--source-row FILE:ROW`` read with ``--mapping``, if one was asked for."""
+    if source_row is None:
+        return None
+    if mapping is None:
+        raise typer.BadParameter("--source-row needs --mapping (the file's mapping YAML)")
+    file, row = parse_source_row(source_row)
+    return key_of_source_row(file, row, load_mapping(mapping, env), account_id, datetime.now(UTC))
+
+
+def _change(
+    state: Ledger, keys: list[str], retry_failed: bool, wait: bool, result: dict[str, Any]
+) -> None:
+    """Forget keys and lift gave_up under the ledger's run lock, noting counts in ``result``."""
+    if not (keys or retry_failed):
+        return
+    state.acquire(f"ledger-{new_run_id(datetime.now(UTC))}", wait)
+    try:
+        if keys:
+            result["forgotten"] = state.forget(keys)
+        if retry_failed:
+            result["retried"] = state.retry_failed()
+    finally:
+        state.release()
+
+
+def _look_up(
+    state: Ledger, lookup_key: str | None, row_of: SourceRowKey | None, result: dict[str, Any]
+) -> bool:
+    """Put the asked key's and source row's records (else the counts) in ``result``; False if
+    a looked-up key is not in the ledger."""
+    found = True
+    if lookup_key is not None:
+        result["key"] = {"key": lookup_key.lower(), "record": state.lookup(lookup_key)}
+        found = found and result["key"]["record"] is not None
+    if row_of is not None:
+        record = state.lookup(row_of.key) if row_of.key else None
+        result["source_row"] = {**_row_dict(row_of), "record": record}
+        found = found and record is not None
+    if lookup_key is None and row_of is None:
+        result["counts"] = state.counts()
+        if not sum(result["counts"].values()):
+            result["other_targets"] = state.other_targets()
+    return found
+
+
+def _finish(result: dict[str, Any], found: bool, json_output: bool) -> NoReturn:
+    """Print the result (JSON to stdout, or tables) and exit 0, or 1 when a key was not found."""
     if json_output:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -218,17 +252,6 @@ def _row_dict(found: SourceRowKey) -> dict[str, Any]:
     }
 
 
-def _targets_with_keys(path: Path, target: str) -> list[str]:
-    """Other targets this ledger file holds keys for (a hint when the asked one has none)."""
-    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-        rows = db.execute(
-            """SELECT base_url FROM targets t WHERE base_url != ?
-               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.target_id = t.id) ORDER BY base_url""",
-            (target,),
-        ).fetchall()
-    return [url for (url,) in rows]
-
-
 def _print(result: dict[str, Any]) -> None:
     output.print(f"[bold]ledger[/bold] target {result['target']}", highlight=False)
     if "forgotten" in result:
@@ -250,14 +273,10 @@ def _print(result: dict[str, Any]) -> None:
         found = result["source_row"]
         where = f"{found['source']} row {found['row']}"
         if found["key"] is None:
+            error = found["error_code"]
+            reason = f" ({error}: {found['error_message']})" if error else ""
             output.print(
-                f"{where} is {found['status']}"
-                + (
-                    f" ({found['error_code']}: {found['error_message']})"
-                    if found["error_code"]
-                    else ""
-                )
-                + "; it has no key and is never sent",
+                f"{where} is {found['status']}{reason}; it has no key and is never sent",
                 highlight=False,
             )
         else:

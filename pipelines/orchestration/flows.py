@@ -20,10 +20,11 @@ from pipelines.orchestration.artifacts import job_markdown, summary_markdown
 from pipelines.orchestration.secrets import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
 from pipelines.output.report import RunReport
+from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.execute import run_plan
 from pipelines.run.jobs import job_files, run_files
+from pipelines.run.plan import RunPlan
 from pipelines.run.request import RunRequest
-from pipelines.run.steps import Chunk, RunPlan, check_chunk
 from transforms.validation import CheckedRows
 
 

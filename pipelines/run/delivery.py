@@ -20,16 +20,11 @@ from pipelines.core.outcomes import RunMode
 from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
+from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
+from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
-from pipelines.run.steps import (
-    Chunk,
-    RunPlan,
-    check_chunk,
-    iter_chunks,
-    prime_repeats,
-    settle_chunk,
-)
+from pipelines.run.settle import prime_repeats, settle_chunk
 from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
 from transforms.validation import CheckedRows

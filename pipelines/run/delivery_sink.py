@@ -21,7 +21,7 @@ from pipelines.api.user_lookup import Kind, UserResolver, normalise
 from pipelines.core.outcomes import SEND_STATUSES, Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
-from pipelines.run.steps import Chunk
+from pipelines.run.chunks import Chunk
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
 from transforms.keys import blake2b_128_hex

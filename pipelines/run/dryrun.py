@@ -14,9 +14,11 @@ from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.payloads import PayloadWriter, payload_lines
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
+from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.estimate import cost_estimate
+from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
-from pipelines.run.steps import Chunk, RunPlan, check_chunk, iter_chunks, prime_repeats, run_chunks
+from pipelines.run.settle import prime_repeats, run_chunks
 from pipelines.state.ledger import Ledger
 from transforms.keys import blake2b_128_hex
 from transforms.masks import count_true

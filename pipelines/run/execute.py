@@ -17,9 +17,10 @@ from pipelines.api.user_lookup import UserResolver, check_remote
 from pipelines.core.errors import SettingsError
 from pipelines.core.settings import RunOptions, Settings
 from pipelines.output.report import RunReport
+from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.delivery import deliver_run
 from pipelines.run.dryrun import dry_run
-from pipelines.run.steps import Chunk, RunPlan, check_chunk
+from pipelines.run.plan import RunPlan
 from pipelines.state.ledger import Ledger
 from pipelines.state.user_cache import UserCache
 from transforms.validation import CheckedRows

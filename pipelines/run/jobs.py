@@ -19,7 +19,7 @@ from pipelines.core.settings import RunOptions, Settings
 from pipelines.output.report import RunReport
 from pipelines.run.dryrun import count_would_send
 from pipelines.run.estimate import cost_estimate, human_duration
-from pipelines.run.steps import plan_run
+from pipelines.run.plan import plan_run
 from pipelines.source.fingerprints import fingerprint
 from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger

@@ -14,7 +14,7 @@ from pipelines.core.settings import (
     environment,
     load_settings,
 )
-from pipelines.run.steps import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
+from pipelines.run.plan import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
 from pipelines.source.deadletter_source import check_deadletter
 from pipelines.source.source_files import expand_sources
 from transforms.mapping import MappingSpec

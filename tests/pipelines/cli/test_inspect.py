@@ -15,7 +15,7 @@ from pipelines.cli.inspect_command import (
     profile_file,
 )
 from pipelines.run.dryrun import dry_run
-from pipelines.run.steps import load_mapping, plan_run
+from pipelines.run.plan import load_mapping, plan_run
 from pipelines.source.headers import read_header
 from transforms.mapping import check_columns, parse_mapping
 

@@ -19,8 +19,8 @@ from pipelines.cli.ledger_command import ledger_command, parse_source_row, read_
 from pipelines.core.settings import RunOptions, load_settings
 from pipelines.output.report import RunReport
 from pipelines.run.execute import execute
-from pipelines.run.steps import load_mapping, plan_run
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.run.plan import load_mapping, plan_run
+from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 from transforms.keys import key_of

@@ -21,7 +21,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from pipelines.output.report import RunReport
-from pipelines.run.steps import check_chunk, iter_chunks, load_mapping, plan_run
+from pipelines.run.chunks import check_chunk, iter_chunks
+from pipelines.run.plan import load_mapping, plan_run
 from pipelines.sandbox import RunningSandbox
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -33,8 +33,9 @@ from pipelines.api.client import StackOneClient
 from pipelines.cli.app import app
 from pipelines.core.settings import load_settings
 from pipelines.output.report import OUTCOMES, RunReport
+from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.delivery import deliver_run
-from pipelines.run.steps import Chunk, RunPlan, check_chunk, load_mapping, plan_run
+from pipelines.run.plan import RunPlan, load_mapping, plan_run
 from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY, max_requests_in_window

@@ -26,7 +26,7 @@ from pipelines.cli.app import app
 from pipelines.core.settings import RunOptions, Settings
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import landing_files, run_files
-from pipelines.run.steps import load_mapping
+from pipelines.run.plan import load_mapping
 from pipelines.sandbox import RunningSandbox
 from pipelines.source.fingerprints import fingerprint
 from pipelines.state.processed_exports import ProcessedExports

@@ -20,9 +20,10 @@ from typer.testing import CliRunner, Result
 from pipelines.cli.replay_command import replay_command
 from pipelines.core.settings import RunOptions, load_settings
 from pipelines.output.deadletter import DL_COLUMNS, union_schema
+from pipelines.run.chunks import iter_chunks
 from pipelines.run.execute import execute
+from pipelines.run.plan import RunPlan, load_mapping, plan_run
 from pipelines.run.request import plan_replay
-from pipelines.run.steps import RunPlan, iter_chunks, load_mapping, plan_run
 from pipelines.sandbox import RunningSandbox
 from pipelines.source.deadletter_source import STILL_MALFORMED
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY

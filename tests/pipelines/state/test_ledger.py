@@ -21,7 +21,9 @@ import pyarrow as pa
 import pytest
 
 from pipelines.core.errors import LockError
-from pipelines.state.ledger import KeyResult, Ledger, _KeySet
+from pipelines.state.key_results import KeyResult
+from pipelines.state.key_set import KeySet as _KeySet
+from pipelines.state.ledger import Ledger
 
 TARGET = "https://api.stackone.com"
 REPO = Path(__file__).resolve().parents[3]
@@ -308,7 +310,8 @@ _WRITER = """
 import hashlib, sys
 from pathlib import Path
 import pyarrow as pa
-from pipelines.state.ledger import KeyResult, Ledger
+from pipelines.state.key_results import KeyResult
+from pipelines.state.ledger import Ledger
 
 def key(text):
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

@@ -1,0 +1,110 @@
+"""Settling a checked chunk: every row invalid, skipped, a repeat, or handed to the sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.core.outcomes import Stage
+from pipelines.output.deadletter import DeadLetterWriter, with_reasons
+from pipelines.output.report import RunReport
+from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
+from pipelines.run.plan import RunPlan
+from pipelines.run.repeats import RepeatTracker
+from transforms.masks import count_true
+from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows
+
+
+class ValidRowSink(Protocol):
+    """Where valid, first-seen rows go: payloads.jsonl in a dry run, the API when delivering."""
+
+    def accept(self, chunk: Chunk, rows: pa.Table) -> None: ...
+
+
+def settle_chunk(
+    chunk: Chunk,
+    checked: CheckedRows,
+    tracker: RepeatTracker,
+    report: RunReport,
+    deadletter: DeadLetterWriter,
+    sink: ValidRowSink,
+) -> None:
+    """Give every row of the chunk its outcome: invalid, skipped, duplicate_in_file or the sink."""
+    n = chunk.batch.table.num_rows
+    report.rows_read += n
+    invalid = pc.equal(checked.status, INVALID)
+    deadletter.write(invalid_rows(chunk, checked, invalid))
+    _count(report, "invalid", checked.error_code, invalid)
+    report.add("skipped", count_true(pc.equal(checked.status, SKIPPED)))
+    report.warnings.update(
+        {f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v}
+    )
+
+    repeat = tracker.repeats(checked.key, chunk.ordinals)
+    valid = pc.equal(checked.status, VALID)
+    report.add("duplicate", count_true(pc.and_(valid, repeat)), "duplicate_in_file")
+    fresh = pc.and_not(valid, repeat)
+    rows = pa.table(
+        {
+            "account": checked.account,
+            "user": checked.user,
+            "key": checked.key,
+            "body": checked.body,
+            "row": chunk.batch.rows,
+            "index": pa.array(np.arange(n, dtype=np.int64)),
+        }
+    ).filter(fresh)
+    sink.accept(chunk, rows)
+
+
+def invalid_rows(chunk: Chunk, checked: CheckedRows, mask: pa.Array) -> pa.Table:
+    """The source columns of the masked rows plus the ``_dl_*`` columns (stage read or validate)."""
+    code = pc.filter(checked.error_code, mask)
+    return with_reasons(
+        chunk.batch.table.filter(mask),
+        source=chunk.source,
+        rows=pc.filter(chunk.batch.rows, mask),
+        stage=pc.if_else(pc.equal(code, "malformed_row"), Stage.READ.value, Stage.VALIDATE.value),
+        code=code,
+        message=pc.filter(checked.error_message, mask),
+        field=pc.filter(checked.error_field, mask),
+        errors=pc.filter(checked.errors, mask),
+        attempts=0,
+    )
+
+
+def prime_repeats(plan: RunPlan, tracker: RepeatTracker, now: datetime) -> None:
+    """Pre-pass for ``repeats: last``: learn the last row of every key."""
+    for chunk in iter_chunks(plan):
+        checked = check_chunk(chunk, plan, now)
+        tracker.prime(checked.key, chunk.ordinals)
+
+
+def run_chunks(
+    plan: RunPlan,
+    now: datetime,
+    report: RunReport,
+    deadletter: DeadLetterWriter,
+    sink: ValidRowSink,
+    check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+) -> None:
+    """Read → check → settle every chunk of every source, in order."""
+    tracker = RepeatTracker(plan.spec.repeats)
+    if plan.spec.repeats == "last":
+        prime_repeats(plan, tracker, now)
+    for chunk in iter_chunks(plan):
+        settle_chunk(chunk, check(chunk, plan, now), tracker, report, deadletter, sink)
+
+
+def _count(report: RunReport, outcome: str, codes: pa.Array, mask: pa.Array) -> None:
+    selected = pc.filter(codes, mask)
+    if len(selected) == 0:
+        return
+    counts = pc.value_counts(selected)
+    for item in counts.to_pylist():
+        report.add(outcome, item["counts"], item["values"])

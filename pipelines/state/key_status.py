@@ -1,0 +1,146 @@
+"""Ledger status codes of whole key columns: loading a target's key snapshot from SQLite in a
+few aggregate queries, searching it, and asking SQLite again about keys written since."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from pipelines.state.key_bytes import halves
+from pipelines.state.key_set import KeySet, KeySnapshot
+from pipelines.state.ledger_schema import (
+    CHANGED,
+    DELIVERED,
+    DONE,
+    LOAD_SQL,
+    NEW,
+    STATUS_OF,
+)
+
+__all__ = ["load_snapshot", "status_codes"]
+
+
+def load_snapshot(db: sqlite3.Connection, target_id: int, path: Path) -> KeySnapshot:
+    """Read the target's keys in one read transaction: delivered ones with body hashes in
+    256 aggregate queries (one blob per key-prefix range), the few others row by row."""
+    db.execute("BEGIN")
+    try:
+        hi, lo, bodies = _delivered_keys(db, target_id, path)
+        other_rows = db.execute(
+            f"""SELECT key, outcome FROM deliveries WHERE target_id = ?
+                AND outcome IN ({",".join(str(c) for c in STATUS_OF)})""",
+            (target_id,),
+        ).fetchall()
+    finally:
+        db.execute("COMMIT")
+    delivered, order = KeySet.build(hi, lo)
+    if order is not None:
+        bodies = bodies[order]
+    other_keys = np.frombuffer(b"".join(k for k, _ in other_rows), np.uint8).reshape(-1, 16)
+    other_status = np.array([STATUS_OF[o] for _, o in other_rows], dtype=np.int8)
+    others, other_order = KeySet.build(*halves(other_keys))
+    if other_order is not None:
+        other_status = other_status[other_order]
+    return KeySnapshot(delivered, bodies, others, other_status)
+
+
+def _delivered_keys(
+    db: sqlite3.Connection, target_id: int, path: Path
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
+    """Halves and body hashes of the target's delivered keys, one key-prefix range a query."""
+    total = db.execute(
+        f"SELECT count(*) FROM deliveries WHERE target_id = ? AND outcome = {DONE}",
+        (target_id,),
+    ).fetchone()[0]
+    hi = np.empty(total, dtype=np.uint64)
+    lo = np.empty(total, dtype=np.uint64)
+    bodies = np.empty((total, 16), dtype=np.uint8)
+    filled = 0
+    for first in range(256):
+        upper = bytes([first + 1]) if first < 255 else b"\xff" * 17
+        key_blob, body_blob, n = db.execute(
+            LOAD_SQL, (target_id, bytes([first]), upper)
+        ).fetchone()
+        if not n:
+            continue
+        if filled + n > total or len(key_blob) != 16 * n or len(body_blob) != 16 * n:
+            raise RuntimeError(f"{path}: malformed keys in the ledger")
+        part = slice(filled, filled + n)
+        hi[part], lo[part] = halves(np.frombuffer(key_blob, np.uint8).reshape(n, 16))
+        bodies[part] = np.frombuffer(body_blob, np.uint8).reshape(n, 16)
+        filled += n
+    return hi[:filled], lo[:filled], bodies[:filled]
+
+
+def status_codes(
+    db: sqlite3.Connection,
+    target_id: int,
+    known: KeySnapshot,
+    key_bytes: npt.NDArray[np.uint8],
+    hash_bytes: npt.NDArray[np.uint8],
+    hash_valid: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.int8]:
+    """Status code of every key against the snapshot (SQLite for keys written since it);
+    an invalid (null) body hash never counts as a change."""
+    hi, lo = halves(key_bytes)
+    order = np.argsort(hi)  # searching in key order keeps the binary searches cache-warm
+    hi, lo, key_bytes = hi[order], lo[order], key_bytes[order]
+    hash_bytes, hash_valid = hash_bytes[order], hash_valid[order]
+    codes = np.full(len(hi), NEW, dtype=np.int8)
+    at = known.delivered.find(hi, lo)
+    hit = at >= 0
+    same = (known.bodies[at[hit]] == hash_bytes[hit]).all(axis=1) | ~hash_valid[hit]
+    codes[hit] = np.where(same, DELIVERED, CHANGED)
+    at = known.others.find(hi, lo)
+    hit = at >= 0
+    codes[hit] = known.other_status[at[hit]]
+    mine = known.written_since(hi)
+    if mine.any():
+        codes[mine] = _codes_in_db(
+            db, target_id, key_bytes[mine], hash_bytes[mine], hash_valid[mine]
+        )
+    codes[order] = codes.copy()
+    return codes
+
+
+def _codes_in_db(
+    db: sqlite3.Connection,
+    target_id: int,
+    key_bytes: npt.NDArray[np.uint8],
+    hash_bytes: npt.NDArray[np.uint8],
+    hash_valid: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.int8]:
+    """Status of keys this instance has written since the snapshot: a TEMP table and a JOIN."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_keys (key BLOB PRIMARY KEY) WITHOUT ROWID")
+    db.execute("BEGIN")
+    try:
+        db.execute("DELETE FROM batch_keys")
+        db.executemany(
+            "INSERT OR IGNORE INTO batch_keys VALUES (?)", ((k.tobytes(),) for k in key_bytes)
+        )
+        state = {
+            key: (outcome, body)
+            for key, outcome, body in db.execute(
+                """SELECT d.key, d.outcome, d.body_hash FROM batch_keys b
+                   JOIN deliveries d ON d.target_id = ? AND d.key = b.key""",
+                (target_id,),
+            )
+        }
+        db.execute("DELETE FROM batch_keys")
+    finally:
+        db.execute("COMMIT")
+    codes = np.full(len(key_bytes), NEW, dtype=np.int8)
+    for i, key in enumerate(key_bytes):
+        found = state.get(key.tobytes())
+        if found is None:
+            continue
+        outcome, body = found
+        if outcome == DONE:
+            same = not hash_valid[i] or body == hash_bytes[i].tobytes()
+            codes[i] = DELIVERED if same else CHANGED
+        else:
+            codes[i] = STATUS_OF[outcome]
+    return codes
