@@ -57,8 +57,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-CONFIG = Path(__file__).resolve().parent.parent / "config" / "mappings"
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "mappings"
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 DEMO_RUNS = [
     (CONFIG / "cornerstone_transcript.yaml", SAMPLES / "cornerstone_transcript.csv"),
     (CONFIG / "workday_learning.yaml", SAMPLES / "workday_learning.csv"),

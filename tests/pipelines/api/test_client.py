@@ -20,18 +20,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from pipelines.api.client import (
-    DEFAULT_RETRY_AFTER,
-    UNREACHABLE_AFTER,
-    Result,
-    StackOneClient,
-    Submission,
-    completions_path,
-)
+from pipelines.api.client import StackOneClient
+from pipelines.api.completions import Result, Submission
+from pipelines.api.endpoints import completions_path
 from pipelines.api.ratelimit import RateLimiter
+from pipelines.api.retry_policy import DEFAULT_RETRY_AFTER, UNREACHABLE_AFTER
 from pipelines.core.errors import AbortError, ApiError, AuthError, SettingsError
 from pipelines.core.settings import Settings
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY, max_requests_in_window
 from tests.pipelines.api.test_ratelimit import VirtualTimeLoop, run_virtual
 

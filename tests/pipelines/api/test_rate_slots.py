@@ -7,7 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from pipelines.api.client import POOL_CONNECTIONS, StackOneClient, Submission
+from pipelines.api.client import StackOneClient
+from pipelines.api.completions import Submission
+from pipelines.api.connection_pools import POOL_CONNECTIONS
 from pipelines.api.ratelimit import RateLimiter
 from tests.pipelines.api.test_ratelimit import VirtualTimeLoop, run_virtual
 

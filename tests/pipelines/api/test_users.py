@@ -12,7 +12,7 @@ import orjson
 from pipelines.api.client import StackOneClient
 from pipelines.api.ratelimit import RateLimiter
 from pipelines.api.user_lookup import UserCache, UserResolver
-from pipelines.sandbox.server import RunningSandbox
+from pipelines.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 
 USERS = [
