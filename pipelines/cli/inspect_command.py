@@ -24,6 +24,7 @@ from pipelines.source.headers import read_header
 from pipelines.source.source_files import detect_format
 from transforms.errors import LmsSyncError, MappingError
 from transforms.mapping import DELIMITERS, check_columns, parse_mapping
+from transforms.masks import count_true
 from transforms.profile import Profile, profile_table, propose_mapping
 
 DEFAULT_ROWS = 10_000
@@ -76,7 +77,7 @@ def read_sample(
             take = min(batch.num_rows, rows - seen)
             good = pc.is_null(batch.read_errors.slice(0, take))
             tables.append(batch.table.slice(0, take).filter(good))
-            malformed += take - int(pc.sum(pc.cast(good, pa.int64())).as_py() or 0)
+            malformed += take - count_true(good)
             seen += take
             if seen >= rows:
                 break

@@ -8,7 +8,6 @@ take the ledger's run lock, so they never race a running delivery.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from rich.table import Table
 
 from pipelines.cli.console import fail, settings_error
 from pipelines.core.errors import SourceError
-from pipelines.core.settings import DEFAULT_LEDGER, load_settings
+from pipelines.core.settings import DEFAULT_LEDGER, environment, load_settings
 from pipelines.output.run_folder import new_run_id
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import load_mapping, plan_run
@@ -147,7 +146,7 @@ def ledger_command(
       lms-sync ledger --forget 3f9c…e1 --retry-failed
     """
 
-    env = dict(os.environ)
+    env = environment()
     result: dict[str, Any] = {}
     found = True
     try:

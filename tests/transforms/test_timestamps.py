@@ -677,3 +677,51 @@ def test_one_junk_row_does_not_change_the_other_rows(moments: list[datetime], ju
     mixed = convert([*texts, "2024-02-30", junk], zone=BERLIN, now=future)
     assert mixed.values.to_pylist()[: len(texts)] == alone.values.to_pylist()
     assert mixed.codes.to_pylist()[len(texts)] == "invalid_timestamp"
+
+
+# --- blanks in fixed-width columns (issue 8) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FIXED_FORMATS)
+def test_fixed_width_column_with_a_blank_last_row(fmt: str) -> None:
+    """A blank (null) last row of an otherwise fixed-width column is omitted, not a crash."""
+    walls = [datetime(2024, 3, 5, 14, 22, 10), datetime(2024, 11, 30, 9, 5, 0)]
+    texts: list[str | None] = [w.strftime(fmt) for w in walls]
+    result = convert([*texts, None], fmt, "UTC")
+    expected = [expected_text(datetime.strptime(t, fmt).replace(tzinfo=UTC)) for t in texts]
+    assert result.values.to_pylist() == [*expected, None]
+    assert result.codes.to_pylist() == [None, None, None]
+
+
+def test_fixed_width_blank_last_row_of_a_slice_and_several_blanks() -> None:
+    """Blanks at the end of a sliced column, and runs of blanks at both ends, parse the rest."""
+    column = pa.array(["01/01/2024 01:00 AM", "03/05/2024 02:22 PM", None, None])
+    result = to_utc_millis(column.slice(1), US, NY, NOW)
+    assert result.values.to_pylist() == ["2024-03-05T19:22:00.000Z", None, None]
+    both = convert([None, "03/05/2024 02:22 PM", None, None], US, "UTC")
+    assert both.values.to_pylist() == [None, "2024-03-05T14:22:00.000Z", None, None]
+    assert both.codes.to_pylist() == [None] * 4
+
+
+@PROPERTY
+@given(
+    walls=st.lists(st.datetimes(datetime(1000, 1, 1), datetime(9998, 12, 31)), max_size=12),
+    blanks=st.lists(st.integers(0, 12), max_size=4),
+    fmt=st.sampled_from(FIXED_FORMATS),
+)
+def test_blanks_anywhere_in_a_fixed_width_column(
+    walls: list[datetime], blanks: list[int], fmt: str
+) -> None:
+    """Nulls at any position (the last row too) leave the other rows as Python strptime reads them."""
+    texts: list[str | None] = [
+        w.strftime(fmt).replace(f"{w.year}", f"{w.year:04d}", 1) for w in walls
+    ]
+    for position in blanks:
+        texts.insert(min(position, len(texts)), None)
+    result = convert(texts, fmt, "UTC", now=datetime(9999, 1, 1, tzinfo=UTC))
+    expected = [
+        None if t is None else expected_text(datetime.strptime(t, fmt).replace(tzinfo=UTC))
+        for t in texts
+    ]
+    assert result.values.to_pylist() == expected
+    assert result.codes.to_pylist() == [None] * len(texts)

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.converted import Converted
+from transforms.masks import count_true
 
 NUMERIC = r"^[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+)$"
 GOOD_SHARE = 0.8  # share of non-blank rows a kind's converter must accept
@@ -36,4 +37,4 @@ def probe_values(present: pa.Array) -> pa.Array:
 
 def rejected_rows(converted: Converted) -> int:
     """How many rows a converter rejected."""
-    return int(pc.sum(pc.cast(converted.invalid, pa.int64())).as_py() or 0)
+    return count_true(converted.invalid)

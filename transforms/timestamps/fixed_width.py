@@ -28,8 +28,10 @@ def parse_fixed_width(text: pa.Array, fmt: str) -> tuple[Ints, Mask]:
     if not np.all(np.diff(offsets)[valid] == width):
         return ms, ok
     data = np.frombuffer(text.buffers()[2], np.uint8)
+    # a null row reads the first byte's width instead: its offset may sit at the buffer's end
+    starts = np.where(valid, offsets[:-1], 0)
     chars = (
-        data[offsets[:-1, None] + np.arange(width)]
+        data[starts[:, None] + np.arange(width)]
         if text.null_count
         else (data[offsets[0] : offsets[0] + n * width].reshape(n, width))
     )

@@ -1,0 +1,133 @@
+"""The DTO fields of every row: each mapped field converted to its body member, with its problems."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.converted import Converted
+from transforms.durations import to_iso_durations
+from transforms.jsontext import json_member, json_number, json_string, member, optional_object
+from transforms.mapping import Column, Duration, Fields, MappingSpec, Passthrough, Result, Score
+from transforms.results import map_results
+from transforms.scores import to_scores
+from transforms.text import clean_text
+from transforms.timestamps import to_utc_millis
+from transforms.validation.problems import Problem
+from transforms.validation.source_columns import field_raw, field_text, whole_column
+
+DEPRECATED = ("content_id", "content_external_reference", "external_id")
+_STRING_FIELDS = ("external_reference", *DEPRECATED)  # sent as given, after every other field
+
+
+@dataclass(frozen=True)
+class FieldPart:
+    """One field's body member on every row and, for a converted field, its problems."""
+
+    member: pa.Array
+    problem: Problem | None = None
+
+
+def completed_at_of(table: pa.Table, spec: MappingSpec, now: datetime) -> Converted | None:
+    """completed_at as UTC ISO text with its problems; None where the mapping has no such field."""
+    column = spec.fields.completed_at
+    if column is None:
+        return None
+    raw = field_raw(table, column, table.num_rows)
+    return to_utc_millis(raw, column.format, spec.source.timezone, now)
+
+
+def string_fields(table: pa.Table, fields: Fields) -> dict[str, pa.Array]:
+    """The mapped plain string fields (external_reference and the deprecated ids), in body order."""
+    columns = {name: getattr(fields, name) for name in _STRING_FIELDS}
+    return {
+        name: field_text(table, column, table.num_rows)
+        for name, column in columns.items()
+        if column is not None
+    }
+
+
+def converted_part(name: str, converted: Converted) -> FieldPart:
+    """The member and problems of a field whose converter formats its text itself."""
+    return FieldPart(
+        json_member(name, converted.values, plain=True),
+        Problem(name, converted.codes, converted.messages),
+    )
+
+
+def learning_object_id_part(table: pa.Table, column: Column | None) -> FieldPart | None:
+    """``learning_object_id`` as given."""
+    if column is None:
+        return None
+    return FieldPart(json_member("learning_object_id", field_text(table, column, table.num_rows)))
+
+
+def time_spent_part(table: pa.Table, column: Duration | None) -> FieldPart | None:
+    """``time_spent`` as an ISO 8601 duration."""
+    if column is None:
+        return None
+    raw = field_raw(table, column, table.num_rows)
+    return converted_part("time_spent", to_iso_durations(raw, column.unit))
+
+
+def result_part(table: pa.Table, column: Result | None) -> FieldPart | None:
+    """``result``: the mapped value and the source's own status text."""
+    if column is None:
+        return None
+    return FieldPart(_result_member(field_text(table, column, table.num_rows), column.map))
+
+
+def score_part(table: pa.Table, column: Score | None) -> FieldPart | None:
+    """``score``: the percentage and the raw value as given."""
+    if column is None:
+        return None
+    raw = field_raw(table, column, table.num_rows)
+    scores = to_scores(raw, column.scale)
+    score = pc.binary_join_element_wise(
+        ',"score":{"percentage":',
+        json_number(scores.values),
+        ',"raw_value":',
+        json_string(raw),
+        "}",
+        "",
+    )
+    return FieldPart(score, Problem("score", scores.codes, scores.messages))
+
+
+def passthrough_part(table: pa.Table, passthrough: Passthrough | None) -> FieldPart | None:
+    """``passthrough``: an object of the listed source columns (null when all are blank)."""
+    if passthrough is None:
+        return None
+    extra = [
+        _passthrough_member(column, clean_text(whole_column(table, column)))
+        for column in passthrough.columns
+    ]
+    return FieldPart(member("passthrough", optional_object(extra, table.num_rows)))
+
+
+def _passthrough_member(name: str, values: pa.Array) -> pa.Array:
+    """Passthrough values keep JSON numbers and booleans; everything else is a string."""
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        return member(name, json_number(values))
+    if pa.types.is_boolean(values.type):
+        return member(name, pc.if_else(values, "true", "false"))
+    return json_member(name, values)
+
+
+def _result_member(status_text: pa.Array, mapping: Mapping[str, str]) -> pa.Array:
+    """``,"result":{"value":…,"source_value":…}`` built once per distinct status."""
+    encoded = pc.dictionary_encode(status_text)
+    statuses = encoded.dictionary
+    result = pc.binary_join_element_wise(
+        ',"result":{"value":',
+        json_string(map_results(statuses, mapping)),
+        ',"source_value":',
+        json_string(statuses),
+        "}",
+        "",
+    )
+    return pc.take(result, encoded.indices)
