@@ -23,9 +23,9 @@ from pipelines.source.batches import iter_batches
 from pipelines.source.headers import read_header
 from pipelines.source.source_files import detect_format
 from transforms.errors import LmsSyncError, MappingError
+from transforms.export_profile import Profile, profile_table, propose_mapping
 from transforms.mapping import DELIMITERS, check_columns, parse_mapping
 from transforms.masks import count_true
-from transforms.profile import Profile, profile_table, propose_mapping
 
 DEFAULT_ROWS = 10_000
 ENCODINGS = ("utf-8", "cp1252", "latin-1")  # tried in order; latin-1 decodes any byte

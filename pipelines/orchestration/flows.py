@@ -17,7 +17,7 @@ from prefect.states import State
 
 from pipelines.core.settings import DEFAULT_LEDGER, RunOptions
 from pipelines.orchestration.artifacts import job_markdown, summary_markdown
-from pipelines.orchestration.secrets import settings_with_secret
+from pipelines.orchestration.secret_blocks import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk

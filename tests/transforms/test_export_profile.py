@@ -12,8 +12,14 @@ import yaml
 
 from pipelines.source.batches import iter_batches
 from pipelines.source.headers import read_header
+from transforms.export_profile import (
+    ISO,
+    ColumnProfile,
+    profile_column,
+    profile_table,
+    propose_mapping,
+)
 from transforms.mapping import MappingSpec, check_columns, parse_mapping
-from transforms.profile import ISO, ColumnProfile, profile_column, profile_table, propose_mapping
 from transforms.text import match_key_of
 
 ROOT = Path(__file__).resolve().parents[2]

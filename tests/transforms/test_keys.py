@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.keys import column_hash as keys
 from transforms.keys import blake2b_128_hex, idempotency_keys, key_of, warm_kernel
+from transforms.keys import column_hash as keys
 
 KERNEL = {"kernel_min_rows": 0}  # force the numba kernel even for a handful of rows
 HASHLIB = {"kernel_min_rows": 10**12}  # force the hashlib loop

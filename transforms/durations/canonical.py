@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from transforms.durations.numbers import EXACT, MAX_DIGITS
+from transforms.durations.decimal_numbers import EXACT, MAX_DIGITS
 
 _MILLI = Decimal("0.001")
 

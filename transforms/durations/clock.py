@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from transforms.durations.numbers import DIGITS, quoted, read_number
+from transforms.durations.decimal_numbers import DIGITS, quoted, read_number
 
 _TWO_DIGITS = re.compile(r"[0-9]{2}", re.ASCII)
 _CLOCK_SECONDS = re.compile(r"[0-9]{2}(?:[.,][0-9]+)?", re.ASCII)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.converted import Converted
-from transforms.durations.numbers import non_negative
+from transforms.durations.decimal_numbers import non_negative
 from transforms.durations.units import UNIT_SECONDS, check_unit
 from transforms.durations.value_rows import CODE, convert_each, number_row, text_row, value_row
 from transforms.durations.whole_numbers import whole_numbers

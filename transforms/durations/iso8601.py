@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from transforms.durations.numbers import BARE_NUMBER, NUMBER, quoted, read_number
+from transforms.durations.decimal_numbers import BARE_NUMBER, NUMBER, quoted, read_number
 
 _ISO_SECONDS = {"W": 604800, "D": 86400, "H": 3600, "M": 60, "S": 1}
 _ISO_PART = re.compile(rf"({NUMBER})([A-Z])", re.ASCII)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 
 from transforms.durations.clock import parse_clock
+from transforms.durations.decimal_numbers import BARE_NUMBER, EXACT, quoted, read_number
 from transforms.durations.iso8601 import parse_iso
-from transforms.durations.numbers import BARE_NUMBER, EXACT, quoted, read_number
 from transforms.durations.unit_text import TEXT_PART, parse_unit_text
 from transforms.durations.units import UNIT_SECONDS, check_unit
 

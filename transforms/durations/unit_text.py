@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from transforms.durations.numbers import DIGITS, quoted, read_number
+from transforms.durations.decimal_numbers import DIGITS, quoted, read_number
 
 # Unit words of free text, by their length in seconds; calendar words have no fixed length.
 _WORD_SECONDS = {

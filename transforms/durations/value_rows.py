@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from transforms.converted import Converted
 from transforms.durations.canonical import format_duration
-from transforms.durations.numbers import EXACT, non_negative, quoted
+from transforms.durations.decimal_numbers import EXACT, non_negative, quoted
 from transforms.durations.parsing import parse_signed
 from transforms.durations.units import UNIT_SECONDS
 

@@ -1,9 +1,9 @@
 """Profile an export's columns (kind, blanks, samples) and propose a starting mapping file."""
 
-from transforms.profile.profiles import ISO, ColumnProfile, Kind, Profile
-from transforms.profile.profiling import profile_column, profile_table
-from transforms.profile.proposal import propose_mapping
-from transforms.profile.timestamp_formats import TIMESTAMP_FORMATS
+from transforms.export_profile.profiles import ISO, ColumnProfile, Kind, Profile
+from transforms.export_profile.profiling import profile_column, profile_table
+from transforms.export_profile.proposal import propose_mapping
+from transforms.export_profile.timestamp_formats import TIMESTAMP_FORMATS
 
 __all__ = [
     "ISO",

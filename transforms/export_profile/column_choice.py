@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from transforms.profile.column_names import ID_WORDS, STATUS_WORDS, name_words
-from transforms.profile.profiles import ColumnProfile
-from transforms.profile.statuses import status_class
+from transforms.export_profile.column_names import ID_WORDS, STATUS_WORDS, name_words
+from transforms.export_profile.profiles import ColumnProfile
+from transforms.export_profile.statuses import status_class
 
 _USER_NAMES = ("user", "employee", "student", "learner", "worker", "person", "member", "userid")
 _LO_NAMES = ("course", "lo", "object", "item", "content", "activity", "module", "training",

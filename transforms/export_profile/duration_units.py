@@ -9,8 +9,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.durations import parse_duration, to_iso_durations
-from transforms.profile.column_names import DURATION_UNITS, DURATION_WORDS
-from transforms.profile.measures import GOOD_SHARE, NUMERIC, floats, probe_values, rejected_rows
+from transforms.export_profile.column_names import DURATION_UNITS, DURATION_WORDS
+from transforms.export_profile.measures import (
+    GOOD_SHARE,
+    NUMERIC,
+    floats,
+    probe_values,
+    rejected_rows,
+)
 
 
 def guess_duration(words: set[str], present: pa.Array) -> dict[str, object] | None:

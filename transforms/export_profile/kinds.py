@@ -7,18 +7,18 @@ import statistics
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.profile.column_names import (
+from transforms.export_profile.column_names import (
     DATE_WORDS,
     DURATION_WORDS,
     SCORE_WORDS,
     STATUS_WORDS,
     is_id_name,
 )
-from transforms.profile.duration_units import duration_of_numbers, guess_duration
-from transforms.profile.measures import GOOD_SHARE, NUMERIC, floats, share
-from transforms.profile.score_scales import best_scale
-from transforms.profile.statuses import status_class
-from transforms.profile.timestamp_formats import (
+from transforms.export_profile.duration_units import duration_of_numbers, guess_duration
+from transforms.export_profile.measures import GOOD_SHARE, NUMERIC, floats, share
+from transforms.export_profile.score_scales import best_scale
+from transforms.export_profile.statuses import status_class
+from transforms.export_profile.timestamp_formats import (
     EPOCH_RANGES,
     best_timestamp,
     timestamp_errors,

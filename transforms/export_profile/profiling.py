@@ -12,9 +12,9 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.profile.column_names import name_words
-from transforms.profile.kinds import guess_kind
-from transforms.profile.profiles import ColumnProfile, Profile
+from transforms.export_profile.column_names import name_words
+from transforms.export_profile.kinds import guess_kind
+from transforms.export_profile.profiles import ColumnProfile, Profile
 from transforms.text import clean_text
 
 _SAMPLES = 5

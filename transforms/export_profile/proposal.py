@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transforms.profile.column_choice import (
+from transforms.export_profile.column_choice import (
     completed_score,
     email_score,
     lo_score,
@@ -14,10 +14,10 @@ from transforms.profile.column_choice import (
     status_score,
     user_score,
 )
-from transforms.profile.column_names import name_words
-from transforms.profile.profiles import ISO, ColumnProfile, Profile
-from transforms.profile.statuses import status_class
-from transforms.profile.yaml_scalars import yaml_listed, yaml_scalar
+from transforms.export_profile.column_names import name_words
+from transforms.export_profile.profiles import ISO, ColumnProfile, Profile
+from transforms.export_profile.statuses import status_class
+from transforms.export_profile.yaml_scalars import yaml_listed, yaml_scalar
 from transforms.text import match_key_of
 
 _PASSTHROUGH_WORDS = frozenset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from transforms.profile.measures import floats, rejected_rows
+from transforms.export_profile.measures import floats, rejected_rows
 from transforms.scores import to_scores
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from transforms.profile.measures import probe_values, rejected_rows
-from transforms.profile.profiles import ISO
+from transforms.export_profile.measures import probe_values, rejected_rows
+from transforms.export_profile.profiles import ISO
 from transforms.timestamps import to_utc_millis
 
 TIMESTAMP_FORMATS: tuple[str | None, ...] = (  # candidates, ISO 8601 (None) first
