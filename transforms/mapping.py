@@ -7,11 +7,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from transforms.column_types import column_type_problem
 from transforms.durations import UNITS
 from transforms.errors import MappingError
+from transforms.extraction import check_pattern
 from transforms.timestamps import check_format, check_timezone
 
 DELIMITERS = ("auto", ",", ";", "\t", "|")
@@ -55,7 +58,20 @@ class Source(_Strict):
         return value
 
 
-class Column(_Strict):
+class ColumnPart(_Strict):
+    """The part of a column's value to take: a ``prefix`` to strip, an ``extract`` regex group."""
+
+    prefix: str | None = None
+    extract: str | None = None
+
+    @field_validator("extract")
+    @classmethod
+    def _extract(cls, value: str | None) -> str | None:
+        check_pattern(value)
+        return value
+
+
+class Column(ColumnPart):
     """A field taken from a column, or a constant ``value``: exactly one of the two."""
 
     column: str | None = None
@@ -65,6 +81,8 @@ class Column(_Strict):
     def _one_source(self) -> Column:
         if (self.column is None) == (self.value is None):
             raise ValueError("give exactly one of 'column' or 'value'")
+        if self.value is not None and (self.prefix, self.extract) != (None, None):
+            raise ValueError("prefix and extract apply to a 'column', not to a 'value'")
         return self
 
 
@@ -127,7 +145,7 @@ class Fields(_Strict):
     external_id: Column | None = None
 
 
-class Account(_Strict):
+class Account(ColumnPart):
     """The StackOne account: one ``id`` for the file, or a ``column`` (many accounts)."""
 
     id: str | None = None
@@ -140,14 +158,14 @@ class Account(_Strict):
         return self
 
 
-class User(_Strict):
+class User(ColumnPart):
     """The LMS user: the column holds the id, or an email / external reference to look up."""
 
     column: str
     resolve_by: Literal["email", "external_reference"] | None = None
 
 
-class Filter(_Strict):
+class Filter(ColumnPart):
     """Keep only rows whose column matches one of ``in`` (case- and space-insensitive)."""
 
     column: str
@@ -195,13 +213,25 @@ def parse_mapping(text: str, env: Mapping[str, str]) -> MappingSpec:
         raise _first_error(exc) from None
 
 
-def check_columns(spec: MappingSpec, header: list[str], source: str) -> None:
-    """Fail (MappingError) when the mapping reads a column the source does not have."""
+def check_columns(
+    spec: MappingSpec,
+    header: list[str],
+    source: str,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> None:
+    """Fail (MappingError) when the mapping reads a column the source does not have, or one
+    whose ``types`` (a Parquet schema's, by column) its field cannot read."""
     present = set(header)
+    timestamp = spec.fields.completed_at
+    fmt = None if timestamp is None else timestamp.format
     for key, column in spec.columns():
         if column not in present:
             shown = ", ".join(header[:30]) + (" …" if len(header) > 30 else "")
             raise MappingError(key, f"column {column!r} is not in {source} (columns: {shown})")
+        kind = None if types is None else types.get(column)
+        problem = None if kind is None else column_type_problem(key, column, source, kind, fmt)
+        if problem is not None:
+            raise MappingError(*problem)
 
 
 def _expand(node: Any, env: Mapping[str, str], path: str) -> Any:
@@ -249,7 +279,8 @@ def _allowed_keys(parent: list[str]) -> list[str]:
         model = _model_of(field.annotation)
     if not hasattr(model, "model_fields"):
         return []
-    return [info.alias or name for name, info in model.model_fields.items()]
+    own = {k: v for k, v in model.model_fields.items() if k not in ColumnPart.model_fields}
+    return [info.alias or name for name, info in own.items()]  # prefix/extract: every column's
 
 
 def _model_of(annotation: Any) -> Any:

@@ -42,9 +42,32 @@ def union_schema(schemas: Sequence[pa.Schema]) -> pa.Schema:
 
 def neutralise_formulas(values: pa.Array) -> pa.Array:
     """Prefix ``'`` to text a spreadsheet would run as a formula (=, +, -, @, tab, CR)."""
-    text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    text = as_text(values)
     risky = pc.fill_null(pc.match_substring_regex(text, _FORMULA_START), False)
     return pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
+
+
+def as_text(values: pa.Array) -> pa.Array:
+    """A column as text for the CSV: nested values (struct, list, map) as JSON, others as Arrow
+    casts them, or as Python prints them where Arrow cannot (e.g. binary that is not UTF-8)."""
+    if pa.types.is_string(values.type):
+        return values
+    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+    if not pa.types.is_nested(kind):
+        try:
+            return pc.cast(values, pa.string())
+        except pa.ArrowException:
+            pass
+    return pa.array([_json_text(v, kind) for v in values.to_pylist()], pa.string())
+
+
+def _json_text(value: object, kind: pa.DataType) -> str | None:
+    """One value as JSON text (nested) or its Python text; None stays None."""
+    if value is None:
+        return None
+    if pa.types.is_nested(kind):
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    return str(value)
 
 
 Value: TypeAlias = (  # one value for every row, a list, or an Arrow column
@@ -118,7 +141,9 @@ class DeadLetterWriter:
         self._parquet_file: IO[bytes] = open_private(self.parquet_path)
         self._csv_file: IO[bytes] = open_private(self.csv_path)
         self._parquet = pq.ParquetWriter(self._parquet_file, schema)
-        csv_schema = pa.schema([(f.name, pa.string()) for f in schema])
+        # header cells are neutralised like data cells: a column named =cmd is written '=cmd
+        self._csv_names = neutralise_formulas(pa.array(schema.names, pa.string())).to_pylist()
+        csv_schema = pa.schema([(name, pa.string()) for name in self._csv_names])
         self._csv = pacsv.CSVWriter(self._csv_file, csv_schema)
 
     def write(self, rows: pa.Table) -> None:
@@ -130,7 +155,7 @@ class DeadLetterWriter:
         self._csv.write_table(
             pa.table(
                 [neutralise_formulas(c.combine_chunks()) for c in table.columns],
-                names=table.column_names,
+                names=self._csv_names,
             )
         )
         self.rows += rows.num_rows
@@ -151,7 +176,14 @@ class DeadLetterWriter:
         for field in self.schema:
             if field.name in rows.column_names:
                 column = rows.column(field.name)
-                columns.append(column if column.type == field.type else pc.cast(column, field.type))
+                columns.append(column if column.type == field.type else _cast(column, field.type))
             else:
                 columns.append(pa.nulls(rows.num_rows, field.type))
         return pa.Table.from_arrays(columns, schema=self.schema)
+
+
+def _cast(column: pa.ChunkedArray, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """A column in the dead-letter schema's type; one widened to text takes nested values as JSON."""
+    if pa.types.is_string(kind):
+        return as_text(column.combine_chunks())
+    return pc.cast(column, kind)

@@ -21,6 +21,7 @@ from pipelines.run.dryrun import count_would_send
 from pipelines.run.estimate import cost_estimate, human_duration
 from pipelines.run.plan import plan_run
 from pipelines.source.fingerprints import fingerprint
+from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger
 from pipelines.state.processed_exports import ProcessedExports
@@ -114,10 +115,14 @@ def finished(report: RunReport) -> bool:
 
     Failed rows are retried by later runs (DESIGN §7) until they are ``gave_up``; a file is
     marked processed only then, so a nightly job keeps retrying a row whose user was missing.
+    A file that broke off mid-file (truncated or corrupt) is never finished: it is read again.
     """
     outcomes = report.outcomes
     retried = outcomes.get("failed", 0) - report.reasons.get("gave_up", 0)
-    return not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0
+    broke_off = any(name.split(":")[0] == INCOMPLETE_SOURCE for name in report.warnings)
+    return (
+        not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0 and not broke_off
+    )
 
 
 async def run_files(
@@ -154,9 +159,7 @@ async def run_files(
             else:
                 first_of[print_] = path
                 todo.append((path, print_))
-        budget = _Progress(
-            say, settings.rate_limit, _requests_to_send(todo, spec, settings, options)
-        )
+        budget = _Progress(say, settings, _requests_to_send(todo, spec, settings, options))
         ran: set[str] = set()  # fingerprints run by this job: their copies need no run
         taken: set[Path] = set()
         for index, (path, print_) in enumerate(todo):
@@ -223,13 +226,15 @@ def _requests_to_send(
 class _Progress:
     """Rows done, rows/s and an ETA from the rate limit, said after each file."""
 
-    def __init__(self, say: Say, rate_limit: tuple[int, float], requests: int) -> None:
+    def __init__(self, say: Say, settings: Settings, requests: int) -> None:
+        rate_limit = settings.rate_limit
         self.say = say
         self.per_second = rate_limit[0] / rate_limit[1]
         self.requests_left = requests
         self.rows = 0
         self.started = time.monotonic()
-        say(f"to send: {cost_estimate(requests, rate_limit)['text']}")
+        cost = cost_estimate(requests, rate_limit, concurrency=settings.concurrency)
+        say(f"to send: {cost['text']}")
 
     def after(self, path: Path, report: RunReport, done: int, total: int) -> None:
         self.rows += report.rows_read

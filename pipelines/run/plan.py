@@ -36,6 +36,13 @@ def load_mapping(path: Path, env: Mapping[str, str]) -> MappingSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError("", f"cannot read mapping file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise MappingError(
+            "",
+            f"mapping file {path} is not UTF-8: byte {exc.start} (0x{bad}) cannot be decoded; "
+            f"save the file as UTF-8",
+        ) from None
     return parse_mapping(text, env)
 
 
@@ -50,8 +57,9 @@ def plan_run(
     schemas = []
     for path in sources:
         header = _read_header(path, spec)
-        check_columns(spec, header, path.name)
-        schemas.append(_schema(path, header, spec))
+        schema = _schema(path, header, spec)
+        check_columns(spec, header, path.name, dict(zip(header, schema.types, strict=True)))
+        schemas.append(schema)
     if spec.account is None and not account_id:
         raise MappingError(
             "account", "no account: set STACKONE_ACCOUNT_ID or add account: to the mapping"

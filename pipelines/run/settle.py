@@ -16,6 +16,7 @@ from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
+from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from transforms.masks import count_true
 from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows
 
@@ -44,6 +45,8 @@ def settle_chunk(
     report.warnings.update(
         {f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v}
     )
+    if chunk.batch.source_break:  # the file broke off: a nightly job must try it again
+        report.warnings[f"{INCOMPLETE_SOURCE}:{chunk.source}"] += 1
 
     repeat = tracker.repeats(checked.key, chunk.ordinals)
     valid = pc.equal(checked.status, VALID)

@@ -12,6 +12,7 @@ import pyarrow as pa
 from pipelines.source.csv_layout import csv_layout
 from pipelines.source.csv_reader import csv_pieces
 from pipelines.source.parquet_reader import parquet_pieces
+from pipelines.source.source_breaks import SourceEnd
 from pipelines.source.source_files import detect_format
 
 __all__ = ["DEFAULT_BATCH_ROWS", "SourceBatch", "iter_batches"]
@@ -27,11 +28,14 @@ class SourceBatch:
     chunked. ``rows``: int64, 1-based record number in the file (header and blank lines excluded).
     ``read_errors``: string, null for a good record, else why the record is malformed; malformed
     records are rows too, holding what could be parsed (missing fields null).
+    ``source_break``: set on the batch holding a source's last record when the source broke off
+    there (a truncated or corrupt file): why; that record is malformed, the rest is missing.
     """
 
     table: pa.Table
     rows: pa.Array
     read_errors: pa.Array
+    source_break: str | None = None
 
     @property
     def num_rows(self) -> int:
@@ -50,17 +54,22 @@ def iter_batches(
     """Stream ``path`` in batches of at most ``batch_rows`` records; memory stays flat."""
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
+    end = SourceEnd()
     if detect_format(path, fmt) == "parquet":
-        pieces: Iterable[tuple[pa.Table, pa.Array | None]] = parquet_pieces(path, batch_rows)
+        pieces: Iterable[tuple[pa.Table, pa.Array | None]] = parquet_pieces(path, batch_rows, end)
     else:
-        pieces = csv_pieces(csv_layout(path, delimiter, encoding))
-    return _rebatch(pieces, batch_rows)
+        pieces = csv_pieces(csv_layout(path, delimiter, encoding), end)
+    return _rebatch(pieces, batch_rows, end)
 
 
 def _rebatch(
-    pieces: Iterable[tuple[pa.Table, pa.Array | None]], batch_rows: int
+    pieces: Iterable[tuple[pa.Table, pa.Array | None]], batch_rows: int, end: SourceEnd
 ) -> Iterator[SourceBatch]:
-    """Cut pieces into batches of ``batch_rows`` records, numbering records from 1."""
+    """Cut pieces into batches of ``batch_rows`` records, numbering records from 1.
+
+    A break record is the last piece and ``end`` is noted before it comes: from then on, a
+    batch that empties the buffer holds it.
+    """
     buffer: list[tuple[pa.Table, pa.Array | None]] = []
     buffered = 0
     first_row = 1
@@ -72,8 +81,9 @@ def _rebatch(
         while buffered >= batch_rows:
             table_all, errors_all = _concat(buffer)
             head_errors = None if errors_all is None else errors_all.slice(0, batch_rows)
-            yield _batch(table_all.slice(0, batch_rows), head_errors, first_row)
             rest = buffered - batch_rows
+            broken = None if rest else end.broken
+            yield _batch(table_all.slice(0, batch_rows), head_errors, first_row, broken)
             buffer = []
             if rest:
                 rest_errors = None if errors_all is None else errors_all.slice(batch_rows)
@@ -82,7 +92,7 @@ def _rebatch(
             first_row += batch_rows
     if buffered:
         table_all, errors_all = _concat(buffer)
-        yield _batch(table_all, errors_all, first_row)
+        yield _batch(table_all, errors_all, first_row, end.broken)
 
 
 def _concat(buffer: list[tuple[pa.Table, pa.Array | None]]) -> tuple[pa.Table, pa.Array | None]:
@@ -93,9 +103,11 @@ def _concat(buffer: list[tuple[pa.Table, pa.Array | None]]) -> tuple[pa.Table, p
     return table, pa.concat_arrays(parts)
 
 
-def _batch(table: pa.Table, errors: pa.Array | None, first_row: int) -> SourceBatch:
+def _batch(
+    table: pa.Table, errors: pa.Array | None, first_row: int, broken: str | None
+) -> SourceBatch:
     length = table.num_rows
     numbers = np.arange(first_row, first_row + length, dtype=np.int64)
     rows = pa.Array.from_buffers(pa.int64(), length, [None, pa.py_buffer(numbers)])  # no pandas
     read_errors = pa.nulls(length, pa.string()) if errors is None else errors
-    return SourceBatch(table=table, rows=rows, read_errors=read_errors)
+    return SourceBatch(table=table, rows=rows, read_errors=read_errors, source_break=broken)

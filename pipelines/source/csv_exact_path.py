@@ -16,6 +16,7 @@ import pyarrow as pa
 from pipelines.core.errors import SourceError
 from pipelines.source.binary_files import open_binary
 from pipelines.source.csv_layout import CsvLayout
+from pipelines.source.gzip_check import StreamBreak
 from pipelines.source.text_encoding import decode_message
 
 __all__ = ["python_pieces"]
@@ -30,14 +31,21 @@ _EOF_GLUED = _EOF_MARK + '"'
 _UNCLOSED = "quoted field is never closed (runs to the end of the file)"
 
 
-def python_pieces(layout: CsvLayout, skip: int) -> Iterator[tuple[pa.Table, pa.Array]]:
-    """Every record after the first ``skip``, malformed ones included with their message."""
+def python_pieces(
+    layout: CsvLayout, skip: int, broken: StreamBreak | None
+) -> Iterator[tuple[pa.Table, pa.Array]]:
+    """Every record after the first ``skip``, malformed ones included with their message.
+
+    A ``broken`` .gz is read up to its last trusted line break (the break record is not ours).
+    """
     width = len(layout.names)
     rows: list[Sequence[str | None]] = []
     errors: list[str | None] = []
     limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)  # a quote left open may swallow megabytes into one field
-    text = io.TextIOWrapper(open_binary(layout.path), encoding=layout.python_encoding, newline="")
+    good_bytes = None if broken is None else broken.good_bytes
+    binary = open_binary(layout.path, good_bytes)
+    text = io.TextIOWrapper(binary, encoding=layout.python_encoding, newline="")
     try:
         lines = itertools.chain(text, [_EOF_GLUED + "\n"])
         reader = csv.reader(lines, delimiter=layout.delimiter)
@@ -53,6 +61,8 @@ def python_pieces(layout: CsvLayout, skip: int) -> Iterator[tuple[pa.Table, pa.A
                     break
                 record[-1] = record[-1].removesuffix(_EOF_GLUED)
             elif record[-1].endswith(_EOF_MARK):
+                if broken is not None:
+                    break  # a quoted value cut at the break: the break record stands for it
                 record[-1] = record[-1].removesuffix(_EOF_MARK)
                 error = f"line {line}: {_UNCLOSED}"
             if not header_seen:
@@ -73,7 +83,7 @@ def python_pieces(layout: CsvLayout, skip: int) -> Iterator[tuple[pa.Table, pa.A
                 yield _python_piece(rows, errors, layout.names)
                 rows, errors = [], []
     except UnicodeDecodeError as exc:
-        raise SourceError(layout.path, _locate_decode_error(layout)) from exc
+        raise SourceError(layout.path, _locate_decode_error(layout, good_bytes)) from exc
     except (OSError, EOFError, csv.Error) as exc:
         raise SourceError(layout.path, f"cannot read: {exc}") from exc
     finally:
@@ -90,10 +100,10 @@ def _python_piece(
     return pa.Table.from_arrays(columns, names=list(names)), pa.array(errors, pa.string())
 
 
-def _locate_decode_error(layout: CsvLayout) -> str:
+def _locate_decode_error(layout: CsvLayout, good_bytes: int | None) -> str:
     """Find the first undecodable line (split on LF; only for ASCII-compatible encodings)."""
     if layout.arrow_encoding is not None:
-        with open_binary(layout.path) as stream:
+        with open_binary(layout.path, good_bytes) as stream:
             for line, raw in enumerate(stream, start=1):
                 try:
                     raw.decode(layout.python_encoding)

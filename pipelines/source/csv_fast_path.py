@@ -14,7 +14,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipelines.core.errors import SourceError
+from pipelines.source.binary_files import open_binary
 from pipelines.source.csv_layout import CsvLayout
+from pipelines.source.gzip_check import StreamBreak
 
 __all__ = ["ArrowPass", "arrow_pieces"]
 
@@ -64,18 +66,17 @@ class ArrowPass:
     incomplete: bool = False
 
 
-def arrow_pieces(layout: CsvLayout, outcome: ArrowPass) -> Iterator[pa.Table]:
+def arrow_pieces(
+    layout: CsvLayout, outcome: ArrowPass, broken: StreamBreak | None = None
+) -> Iterator[pa.Table]:
     """Clean pieces from pyarrow; sets ``outcome.incomplete`` where the exact path must take over.
 
     The last piece is held back until the end: its last record is suspect when it holds a line
     break (maybe a quote left open that swallowed the rest of the file) or an open quote.
+    A ``broken`` .gz is read up to its last trusted line break only.
     """
     flag = _MalformedRowFlag()
-    compression = "gzip" if layout.compressed else None
-    try:
-        stream = _TailKeepingStream(pa.input_stream(str(layout.path), compression=compression))
-    except (OSError, pa.ArrowException) as exc:
-        raise SourceError(layout.path, f"cannot open: {exc}") from exc
+    stream = _TailKeepingStream(_open(layout, broken))
     held: pa.Table | None = None
     try:
         reader = pacsv.open_csv(
@@ -105,7 +106,7 @@ def arrow_pieces(layout: CsvLayout, outcome: ArrowPass) -> Iterator[pa.Table]:
                 held = pa.Table.from_batches([batch]).rename_columns(layout.names)
         if flag.seen:  # in a block that gave no batch at all
             outcome.incomplete = True
-    except (pa.ArrowException, UnicodeDecodeError):
+    except (pa.ArrowException, UnicodeDecodeError, OSError):  # OSError: a stream that broke
         outcome.incomplete = True
     finally:
         stream.close()
@@ -114,6 +115,17 @@ def arrow_pieces(layout: CsvLayout, outcome: ArrowPass) -> Iterator[pa.Table]:
         yield held
     elif held is not None:
         outcome.incomplete = True
+
+
+def _open(layout: CsvLayout, broken: StreamBreak | None) -> Any:
+    """The source's bytes: pyarrow's own (de)compressing stream, or the trusted part of a break."""
+    if broken is not None:
+        return open_binary(layout.path, broken.good_bytes)
+    compression = "gzip" if layout.compressed else None
+    try:
+        return pa.input_stream(str(layout.path), compression=compression)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(layout.path, f"cannot open: {exc}") from exc
 
 
 def _last_record_suspect(table: pa.Table, stream: _TailKeepingStream, layout: CsvLayout) -> bool:

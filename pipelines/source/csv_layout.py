@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core.errors import SourceError
-from pipelines.source.binary_files import open_binary
+from pipelines.source.binary_files import STREAM_BREAKS, open_binary
 from pipelines.source.column_names import checked_names
 from pipelines.source.delimiters import records, resolve_delimiter
+from pipelines.source.gzip_check import find_break
 from pipelines.source.text_encoding import codecs_for, decode_message
 
 __all__ = ["SNIFF_BYTES", "CsvLayout", "csv_layout"]
@@ -63,10 +64,20 @@ def csv_layout(path: Path, delimiter: str, encoding: str) -> CsvLayout:
 
 
 def _read_sample(path: Path) -> tuple[bytes, bool]:
-    """The first SNIFF_BYTES bytes (decompressed) and whether that is the whole file."""
+    """The first SNIFF_BYTES bytes (decompressed) and whether that is the whole file.
+
+    A .gz stream that breaks within them gives the complete lines before the break.
+    """
     try:
         with open_binary(path) as stream:
             sample = stream.read(SNIFF_BYTES + 1)
-    except (OSError, EOFError) as exc:
-        raise SourceError(path, f"cannot read: {exc}") from exc
+    except STREAM_BREAKS as exc:
+        broken = find_break(path) if path.name.lower().endswith(".gz") else None
+        if broken is None:
+            raise SourceError(path, f"cannot read: {exc}") from exc
+        with open_binary(path, broken.good_bytes) as stream:
+            sample = stream.read(SNIFF_BYTES + 1)
+        if not sample:
+            reason = f"file is truncated or corrupt: {broken.reason}, before its header line ends"
+            raise SourceError(path, reason) from exc
     return sample[:SNIFF_BYTES], len(sample) <= SNIFF_BYTES

@@ -7,6 +7,7 @@ meets a malformed record (or any parse error, or a suspect last record), the bat
 handed out stand (they were clean), and the rest of the file is read again by Python's ``csv``
 module, which is slower but sees every record. Malformed files are rare; clean ones stay fast.
 Encodings whose bytes are not ASCII-compatible (UTF-16/32) always take the Python path.
+A .gz source is checked whole first (``gzip_check``): both paths read only what can be trusted.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ import pyarrow as pa
 from pipelines.source.csv_exact_path import python_pieces
 from pipelines.source.csv_fast_path import ArrowPass, arrow_pieces
 from pipelines.source.csv_layout import CsvLayout
+from pipelines.source.gzip_check import find_break
+from pipelines.source.source_breaks import SourceEnd, break_piece
 
 __all__ = ["csv_pieces"]
 
 
-def csv_pieces(layout: CsvLayout) -> Iterator[tuple[pa.Table, pa.Array | None]]:
-    """Every record in order: pyarrow's clean pieces (no errors), then the exact path's rest."""
-    skip = 0
+def csv_pieces(layout: CsvLayout, end: SourceEnd) -> Iterator[tuple[pa.Table, pa.Array | None]]:
+    """Every record in order: pyarrow's clean pieces (no errors), then the exact path's rest.
+
+    A .gz whose stream breaks is read up to the last line break it can be trusted to, then one
+    record marks the break (``end`` notes it).
+    """
+    broken = find_break(layout.path) if layout.compressed else None
+    outcome = ArrowPass()
     if layout.arrow_encoding is not None:
-        outcome = ArrowPass()
-        for table in arrow_pieces(layout, outcome):
+        for table in arrow_pieces(layout, outcome, broken):
             yield table, None
-        if not outcome.incomplete:
-            return
-        skip = outcome.rows
-    yield from python_pieces(layout, skip)
+    if layout.arrow_encoding is None or outcome.incomplete:
+        yield from python_pieces(layout, outcome.rows, broken)
+    if broken is not None:
+        yield break_piece(layout.names, broken.message, end)

@@ -10,8 +10,15 @@ import pyarrow.parquet as pq
 
 from pipelines.core.errors import SourceError
 from pipelines.source.column_names import checked_names
+from pipelines.source.source_breaks import SourceEnd, break_piece
 
 __all__ = ["parquet_names", "parquet_pieces"]
+
+_UNREADABLE = "cannot read as Parquet (the file is truncated or corrupt, or not Parquet)"
+_BROKEN_GROUP = (
+    "file is truncated or corrupt: Parquet row group {group} of {groups} cannot be read ({error}); "
+    "this record and all after it are missing: land the complete file again"
+)
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
@@ -20,7 +27,7 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
             raise SourceError(path, "file is empty")
         return pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
-        raise SourceError(path, f"cannot read as Parquet: {exc}") from exc
+        raise SourceError(path, f"{_UNREADABLE}: {exc}") from exc
 
 
 def parquet_names(path: Path) -> tuple[str, ...]:
@@ -29,12 +36,24 @@ def parquet_names(path: Path) -> tuple[str, ...]:
         return checked_names(path, parquet.schema_arrow.names)
 
 
-def parquet_pieces(path: Path, batch_rows: int) -> Iterator[tuple[pa.Table, None]]:
-    """The file's rows in tables of at most ``batch_rows`` records (no read errors in Parquet)."""
+def parquet_pieces(
+    path: Path, batch_rows: int, end: SourceEnd
+) -> Iterator[tuple[pa.Table, pa.Array | None]]:
+    """The file's rows in tables of at most ``batch_rows`` records, row group by row group.
+
+    A row group that cannot be read ends the file there: the rows before it stand, and one
+    record marks the break (``end`` notes it).
+    """
     with _open_parquet(path) as parquet:
         names = checked_names(path, parquet.schema_arrow.names)
-        try:
-            for batch in parquet.iter_batches(batch_size=batch_rows):
-                yield pa.Table.from_batches([batch]).rename_columns(names), None
-        except (OSError, pa.ArrowException) as exc:
-            raise SourceError(path, f"cannot read as Parquet: {exc}") from exc
+        groups = parquet.num_row_groups
+        for group in range(groups):
+            try:
+                for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
+                    yield pa.Table.from_batches([batch]).rename_columns(names), None
+            except (OSError, pa.ArrowException) as exc:
+                message = _BROKEN_GROUP.format(group=group + 1, groups=groups, error=exc)
+                fields = zip(parquet.schema_arrow, names, strict=True)
+                schema = pa.schema([field.with_name(name) for field, name in fields])
+                yield break_piece(schema, message, end)
+                return

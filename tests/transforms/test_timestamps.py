@@ -686,7 +686,7 @@ def test_one_junk_row_does_not_change_the_other_rows(moments: list[datetime], ju
 def test_fixed_width_column_with_a_blank_last_row(fmt: str) -> None:
     """A blank (null) last row of an otherwise fixed-width column is omitted, not a crash."""
     walls = [datetime(2024, 3, 5, 14, 22, 10), datetime(2024, 11, 30, 9, 5, 0)]
-    texts: list[str | None] = [w.strftime(fmt) for w in walls]
+    texts = [w.strftime(fmt) for w in walls]
     result = convert([*texts, None], fmt, "UTC")
     expected = [expected_text(datetime.strptime(t, fmt).replace(tzinfo=UTC)) for t in texts]
     assert result.values.to_pylist() == [*expected, None]

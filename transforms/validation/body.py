@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from transforms.extraction import blank_message
 from transforms.jsontext import json_member, json_object
 from transforms.mapping import MappingSpec
 from transforms.validation.dto_fields import (
@@ -20,8 +21,8 @@ from transforms.validation.dto_fields import (
     string_fields,
     time_spent_part,
 )
-from transforms.validation.problems import Problem, required
-from transforms.validation.source_columns import field_text
+from transforms.validation.problems import Problem, required_id
+from transforms.validation.source_columns import field_ids
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def body_of(table: pa.Table, spec: MappingSpec, now: datetime) -> Body:
     """Convert every mapped DTO field of every row and assemble the body JSON."""
     n = table.num_rows
     fields = spec.fields
-    lo_ref = field_text(table, fields.learning_object_external_reference, n)
+    lo_ref, lo_not_finite = field_ids(table, fields.learning_object_external_reference, n)
     completed = completed_at_of(table, spec, now)
     strings = string_fields(table, fields)
     optional = [
@@ -53,16 +54,18 @@ def body_of(table: pa.Table, spec: MappingSpec, now: datetime) -> Body:
     ]
     parts = [part for part in optional if part is not None]
     first_member = json_member("learning_object_external_reference", lo_ref, first=True)
-    blank_reference = required(
+    reference = fields.learning_object_external_reference
+    blank_reference = required_id(
         lo_ref,
+        lo_not_finite,
         "learning_object_external_reference",
         "missing_required",
-        "learning_object_external_reference is blank",
+        blank_message("learning_object_external_reference", reference.prefix, reference.extract),
     )
     return Body(
         json=json_object(first_member, [part.member for part in parts]),
         learning_object=lo_ref,
         completed_at=pa.nulls(n, pa.string()) if completed is None else completed.values,
-        problems=[blank_reference, *(part.problem for part in parts if part.problem is not None)],
+        problems=[*blank_reference, *(part.problem for part in parts if part.problem is not None)],
         strings=strings,
     )

@@ -28,11 +28,11 @@ def check_rows(
     now: datetime,
 ) -> CheckedRows:
     """Convert and validate every row of ``table`` (the source's columns) against ``spec``."""
-    account, account_problem = account_of(table, spec, account_id)
+    account, account_problems = account_of(table, spec, account_id)
     user, user_problems = user_of(table, spec)
     body = body_of(table, spec, now)
     read_problem = Problem("_row", read_errors, read_errors)
-    problems = [read_problem, account_problem, *user_problems, *body.problems]
+    problems = [read_problem, *account_problems, *user_problems, *body.problems]
     code, field, message = first_problem(problems)
     malformed = pc.is_valid(read_errors)
     skipped = pc.and_not(filtered_out(table, spec, table.num_rows), malformed)

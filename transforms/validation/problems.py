@@ -23,6 +23,20 @@ def required(values: pa.Array, field: str, code: str, message: str) -> Problem:
     return Problem(field, where(missing, code), where(missing, message))
 
 
+def required_id(
+    values: pa.Array, not_finite: pa.Array | None, field: str, code: str, message: str
+) -> list[Problem]:
+    """A NaN or infinite id from a float column, then a blank one (``message``): both ``code``."""
+    if not_finite is None:
+        return [required(values, field, code, message)]
+    blank = pc.and_not(pc.is_null(values), not_finite)
+    nan_message = f"{field} is NaN or infinite in a float column, not an id"
+    return [
+        Problem(field, where(not_finite, code), where(not_finite, nan_message)),
+        Problem(field, where(blank, code), where(blank, message)),
+    ]
+
+
 def where(mask: pa.Array, code: str) -> pa.Array:
     """``code`` where ``mask`` is true, else null."""
     return pc.if_else(mask, pa.scalar(code, pa.string()), pa.scalar(None, pa.string()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.mapping import Column
+from transforms.extraction import take_part
+from transforms.mapping import Column, ColumnPart
 from transforms.text import clean_text
 
 
@@ -17,21 +18,56 @@ def whole_column(table: pa.Table, name: str) -> pa.Array:
 
 def text_column(table: pa.Table, name: str) -> pa.Array:
     """A column as cleaned text: ids from typed Parquet columns leave as strings."""
+    return id_column(table, name)[0]
+
+
+def id_column(table: pa.Table, name: str) -> tuple[pa.Array, pa.Array | None]:
+    """A column as cleaned text, and for a float column where it held NaN or ±inf (then null).
+
+    Whole floats leave as integers (``12345.0`` → ``"12345"``, never ``1.2345e+04``).
+    """
     values = whole_column(table, name)
+    if pa.types.is_floating(values.type):
+        return _float_text(values)
     if not pa.types.is_string(values.type):
         values = pc.cast(values, pa.string())
-    return clean_text(values)
+    return clean_text(values), None
+
+
+def part_ids(
+    table: pa.Table, name: str, part: ColumnPart
+) -> tuple[pa.Array, pa.Array | None]:
+    """``id_column`` of ``name``, then the part of each value the mapping takes (prefix, extract)."""
+    values, not_finite = id_column(table, name)
+    return take_part(values, part.prefix, part.extract), not_finite
+
+
+def field_ids(table: pa.Table, spec: Column, n: int) -> tuple[pa.Array, pa.Array | None]:
+    """A field as cleaned text (see ``id_column``) with its NaN/inf rows; a constant has none."""
+    if spec.column is None:
+        return clean_text(pa.repeat(spec.value, n)), None
+    return part_ids(table, spec.column, spec)
+
+
+def _float_text(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Floats as id text: whole numbers as integers, others as Arrow prints them, NaN/inf null."""
+    number = values.cast(pa.float64())
+    finite = pc.is_finite(number)
+    whole = pc.and_(
+        pc.and_(finite, pc.equal(pc.floor(number), number)), pc.less(pc.abs(number), 2.0**63)
+    )
+    integers = pc.cast(pc.cast(pc.if_else(whole, number, None), pa.int64()), pa.string())
+    others = pc.if_else(finite, pc.cast(number, pa.string()), pa.scalar(None, pa.string()))
+    return pc.if_else(whole, integers, others), pc.fill_null(pc.invert(finite), False)
 
 
 def field_raw(table: pa.Table, spec: Column, n: int) -> pa.Array:
     """A field's column cleaned but keeping its Parquet type (converters parse their own types)."""
     if spec.column is None:
         return clean_text(pa.repeat(spec.value, n))
-    return clean_text(whole_column(table, spec.column))
+    return take_part(clean_text(whole_column(table, spec.column)), spec.prefix, spec.extract)
 
 
 def field_text(table: pa.Table, spec: Column, n: int) -> pa.Array:
     """A field as cleaned text: its column's, or its constant ``value`` on every row."""
-    if spec.column is None:
-        return clean_text(pa.repeat(spec.value, n))
-    return text_column(table, spec.column)
+    return field_ids(table, spec, n)[0]
