@@ -1,5 +1,7 @@
 """``lms-sync inspect FILE``: profile a sample of an export and propose a starting mapping file.
 
+A shipped flavour whose columns are all in the header is proposed as it is (shipped_flavours).
+
 Reads the first rows with the run's own readers (so what inspect sees is what a run reads), finds
 the CSV encoding and delimiter, prints one line per column and the proposed YAML, and can write
 the YAML for the user to review.
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipelines.cli.shipped_flavours import load_flavours, recognise
 from pipelines.core.errors import SourceError
 from pipelines.source.batches import iter_batches
 from pipelines.source.headers import read_header
@@ -112,6 +115,9 @@ def inspect_command(
 ) -> None:
     """Profile an export (kinds, blanks, samples) and propose a starting mapping file.
 
+    When every column a shipped mapping (config/mappings) names is in the header, that mapping
+    is proposed; otherwise one is drawn up from the profile.
+
     Example:
 
       lms-sync inspect data/samples/workday_learning.csv --write config/mappings/my_export.yaml
@@ -126,9 +132,11 @@ def inspect_command(
         profile, header, malformed = profile_file(file, rows)
     except LmsSyncError as exc:
         _fail(err, str(exc))
-    proposal = propose_mapping(profile, header)
+    flavour, flavour_lines = recognise(header, load_flavours())
+    proposal = flavour.text if flavour is not None else propose_mapping(profile, header)
     out.print(_summary(file, profile, malformed), highlight=False)
     out.print(_table(profile))
+    out.print(Text("\n".join(flavour_lines)), highlight=False, soft_wrap=True)
     out.print(Text(proposal), highlight=False)
     try:
         check_columns(parse_mapping(proposal, {}), header, file.name)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transforms.errors import MappingError
 from transforms.extraction import check_pattern, take_part
@@ -106,7 +109,7 @@ def test_prefix_on_a_constant_value_is_refused() -> None:
     """``prefix``/``extract`` take part of a column; with ``value`` they are an error."""
     raw = yaml.safe_load(XAPI)
     raw["fields"]["learning_object_id"] = {"value": "x", "prefix": "y"}
-    with pytest.raises(MappingError, match="fields.learning_object_id: prefix and extract apply"):
+    with pytest.raises(MappingError, match=r"fields\.learning_object_id: prefix and extract apply"):
         parse_mapping(yaml.safe_dump(raw), {})
 
 
@@ -130,3 +133,20 @@ def test_rows_take_their_parts_and_a_miss_is_blank() -> None:
     body = rows.body.to_pylist()[0]
     assert '"learning_object_external_reference":"SAF-101"' in body
     assert '"result":{"value":"Pass","source_value":"passed"}' in body
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="ab:/ x\n", max_size=12)), max_size=20))
+def test_take_part_agrees_with_python_re_search(values: list[str | None]) -> None:
+    """Vectorised prefix + extract equals a per-value ``startswith`` and ``re.search``, trimmed."""
+    prefix, pattern = "a:", r"/(b+)x?"
+
+    def reference(value: str | None) -> str | None:
+        if value is None or not value.startswith(prefix):
+            return None
+        found = re.search(pattern, value[len(prefix) :], re.DOTALL)
+        part = found.group(1).strip() if found else ""
+        return part or None
+
+    assert take_part(pa.array(values, pa.string()), prefix, pattern).to_pylist() == [
+        reference(v) for v in values
+    ]
