@@ -2,8 +2,8 @@
 
 ``submit`` sends one completion and turns every answer into a ``Result`` (or raises ``AuthError`` /
 ``AbortError`` when the run must stop); ``deliver`` runs a ``WorkerPool`` over the submissions;
-``find_users``/``iter_all_users`` page through ``GET /unified/lms/users``. The API key never
-appears in logs, exception texts, reprs or results.
+``find_users``/``iter_all_users`` page through ``GET /unified/lms/users`` (``pages``: any list).
+The API key never appears in logs, exception texts, reprs or results.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from pipelines.api.client_stats import ClientStats
 from pipelines.api.completions import Result, Submission, unsendable
 from pipelines.api.connection_pools import open_pools, send_on_least_busy
+from pipelines.api.cursor_pages import cursor_pages
 from pipelines.api.endpoints import USERS_PATH, completions_path
 from pipelines.api.halt import Halt, Halted, wait_unless_halted
 from pipelines.api.ratelimit import RateLimiter
@@ -35,8 +36,8 @@ from pipelines.api.retry_policy import (
     is_retried_server_error,
     retry_after,
 )
-from pipelines.api.status_mapping import Answer, lookup_payload, submission_result
-from pipelines.api.user_pages import user_filter, user_pages
+from pipelines.api.status_mapping import Answer, PayloadReader, lookup_payload, submission_result
+from pipelines.api.user_pages import user_filter
 from pipelines.api.worker_pool import WorkerPool
 from pipelines.core.errors import AbortError, SettingsError
 from pipelines.core.settings import DEFAULT_BASE_URL, Settings
@@ -189,25 +190,27 @@ class StackOneClient:
     ) -> list[dict[str, Any]]:
         """Users matching exactly one of ``email`` / ``external_reference`` (all pages)."""
         filters = user_filter(email, external_reference)
-        return [user async for user in self._pages(account_id, page_size, filters)]
+        return [user async for user in self.pages(USERS_PATH, account_id, page_size, filters)]
 
     async def iter_all_users(
         self, account_id: str, page_size: int = 100
     ) -> AsyncIterator[dict[str, Any]]:
         """Every user of the account, page by page (following the ``next`` cursor)."""
-        async for user in self._pages(account_id, page_size, {}):
+        async for user in self.pages(USERS_PATH, account_id, page_size, {}):
             yield user
 
-    def _pages(
-        self, account_id: str, page_size: int, filters: dict[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
-        """The users of ``GET /unified/lms/users`` pages for ``account_id`` until ``next`` is null."""
+    def pages(
+        self, path: str, account_id: str, page_size: int, filters: dict[str, str],
+        read: PayloadReader = lookup_payload, what: str = "user list",
+    ) -> AsyncIterator[dict[str, Any]]:  # fmt: skip
+        """The items of ``GET path`` pages until ``next`` is null: each page one rate-limited,
+        retried request whose answer ``read`` turns into a JSON object (or an error)."""
 
         async def fetch(params: dict[str, str]) -> dict[str, Any]:
-            answer = await self._request("GET", USERS_PATH, account_id, params=params)
-            return lookup_payload(answer, self._redact, self.base_url)
+            answer = await self._request("GET", path, account_id, params=params)
+            return read(answer, self._redact, self.base_url)
 
-        return user_pages(fetch, page_size, filters)
+        return cursor_pages(fetch, page_size, filters, what)
 
     # -- one request with retries ---------------------------------------------------------------
 

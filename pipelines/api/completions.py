@@ -34,6 +34,8 @@ class Result:
     message: str | None
     remote_id: str | None
     attempts: int
+    # The unified ``data.id`` of a created (or 409) completion; kept for the ledger, not compared.
+    completion_id: str | None = field(default=None, compare=False)
 
 
 def unsendable(submission: Submission) -> Result | None:

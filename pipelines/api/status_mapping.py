@@ -17,16 +17,21 @@ from pipelines.core.outcomes import RowOutcome
 
 __all__ = [
     "Answer",
+    "PayloadReader",
     "json_body",
     "lookup_payload",
     "raise_if_terminal",
     "remote_id",
     "server_message",
     "submission_result",
+    "unified_id",
 ]
 
 _MESSAGE_LIMIT = 1000
 _FAILED_CODES = {400: "http_400", 404: "http_404", 412: "http_412", 422: "http_422"}
+
+
+PayloadReader = Callable[["Answer", Callable[[str], str], str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -52,21 +57,24 @@ def submission_result(
     message = server_message(payload, response, redact)
     if answer.exhausted:
         return Result(key, RowOutcome.FAILED, "retries_exhausted", status, message, None, attempts)
+    remote, unified = remote_id(payload), unified_id(payload)
     if 200 <= status < 300:
-        return Result(key, RowOutcome.DELIVERED, None, status, None, remote_id(payload), attempts)
+        return Result(key, RowOutcome.DELIVERED, None, status, None, remote, attempts, unified)
     if status == 409:
-        remote = remote_id(payload)
-        return Result(key, RowOutcome.DUPLICATE, "http_409", status, message, remote, attempts)
+        duplicate = RowOutcome.DUPLICATE
+        return Result(key, duplicate, "http_409", status, message, remote, attempts, unified)
     raise_if_terminal(status, message, base_url)
     code = _FAILED_CODES.get(status, "http_4xx" if 400 <= status < 500 else f"http_{status}")
     return Result(key, RowOutcome.FAILED, code, status, message, None, attempts)
 
 
-def lookup_payload(answer: Answer, redact: Callable[[str], str], base_url: str) -> dict[str, Any]:
+def lookup_payload(
+    answer: Answer, redact: Callable[[str], str], base_url: str, what: str = "user lookup"
+) -> dict[str, Any]:
     """The JSON object of a successful lookup, else raise ``ApiError``/``AbortError``."""
     response = answer.response
     if response is None:
-        raise ApiError(f"user lookup: {answer.error}", code="retries_exhausted", retryable=True)
+        raise ApiError(f"{what}: {answer.error}", code="retries_exhausted", retryable=True)
     status = response.status_code
     payload = json_body(response)
     if answer.exhausted or not 200 <= status < 300:
@@ -78,13 +86,13 @@ def lookup_payload(answer: Answer, redact: Callable[[str], str], base_url: str) 
             else _FAILED_CODES.get(status, "http_4xx" if status < 500 else f"http_{status}")
         )
         raise ApiError(
-            f"user lookup: HTTP {status}: {message}",
+            f"{what}: HTTP {status}: {message}",
             code=code,
             http_status=status,
             retryable=answer.exhausted,
         )
     if not isinstance(payload, dict):
-        raise ApiError("user lookup: the answer is not a JSON object", code="http_4xx")
+        raise ApiError(f"{what}: the answer is not a JSON object", code="http_4xx")
     return payload
 
 
@@ -113,6 +121,13 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def unified_id(payload: Any) -> str | None:
+    """``data.id`` of a StackOne answer (the unified id of the completion), when present."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    value = data.get("id") if isinstance(data, dict) else None
+    return str(value) if value is not None else None
 
 
 def remote_id(payload: Any) -> str | None:

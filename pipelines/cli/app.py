@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
 from pipelines.cli.console import (
@@ -39,6 +40,7 @@ from pipelines.cli.options import (
     WaitOpt,
 )
 from pipelines.cli.replay_command import replay_command
+from pipelines.core.rate_limit import parse_rate_limit
 from pipelines.core.settings import (
     DEFAULT_LEDGER,
     environment,
@@ -92,6 +94,13 @@ def run(
         typer.Option("--check-remote", help="Dry run: look up each distinct user once first."),
     ] = False,
     keep_runs: KeepRunsOpt = None,
+    resend_in_doubt: Annotated[
+        bool,
+        typer.Option(
+            "--resend-in-doubt",
+            help="Send keys left in doubt by a crash even when the API cannot list what it holds.",
+        ),
+    ] = False,
 ) -> None:
     """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
@@ -113,6 +122,7 @@ def run(
         base_url=base_url,
         rate_limit=rate_limit,
         concurrency=concurrency,
+        resend_in_doubt=resend_in_doubt,
     )
     report = run_and_summarise(
         request, prefect=prefect, quiet=quiet, json_output=json_output, keep_runs=keep_runs
@@ -158,14 +168,15 @@ def sandbox(
     db: Annotated[
         Path | None, typer.Option(help="SQLite file for stored completions (default in memory).")
     ] = None,
+    store_repeats: Annotated[
+        bool, typer.Option(help="Store an exact repeat as a new record instead of answering 409.")
+    ] = False,
 ) -> None:
     """Serve the local StackOne sandbox API (key sandbox-key, account sandbox-account).
 
     Example: lms-sync sandbox --port 8080 --rate-limit 300/10s --latency-ms 300,3000 --fault-rate 0.02
     """
-    import orjson
-
-    from pipelines.core.rate_limit import parse_rate_limit
+    # lazy: the sandbox pulls in FastAPI and uvicorn, which other commands should not pay for
     from pipelines.sandbox import SandboxConfig, parse_latency, serve_forever
 
     try:
@@ -175,6 +186,7 @@ def sandbox(
             fault_rate=fault_rate,
             users=orjson.loads(users.read_bytes()) if users else None,
             db_path=db,
+            store_repeats=store_repeats,
         )
     except (ValueError, OSError) as exc:
         fail(str(exc))
@@ -194,7 +206,7 @@ def demo(
 
     Example: lms-sync demo --no-prefect
     """
-    from pipelines.sandbox import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox
+    from pipelines.sandbox import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox  # lazy: start-up
 
     with Sandbox() as running, scoped_environment(
         {

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.output.report import OUTCOMES
+from pipelines.output.report import OUTCOMES, RunReport
 
 console = Console(stderr=True, soft_wrap=True)
 EXIT_OK, EXIT_DEADLETTERED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
@@ -22,6 +22,11 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one ``error:`` line and exit with ``code``."""
     console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def crash_message(report: RunReport) -> str:
+    """The one line naming a crashed run's error and where its traceback was saved."""
+    return f"run crashed: {report.error}; traceback saved in {report.traceback_path}"
 
 
 def settings_error(exc: ValidationError) -> str:

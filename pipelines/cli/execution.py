@@ -6,8 +6,16 @@ import asyncio
 
 from pydantic import ValidationError
 
-from pipelines.cli.console import console, fail, print_summary, settings_error
+from pipelines.cli.console import (
+    EXIT_ABORTED,
+    console,
+    crash_message,
+    fail,
+    print_summary,
+    settings_error,
+)
 from pipelines.cli.progress import live_progress
+from pipelines.core.outcomes import RunStatus
 from pipelines.core.settings import DEFAULT_RUNS_DIR, prefect_api_configured
 from pipelines.orchestration.engine import execute_request
 from pipelines.output.report import RunReport
@@ -48,7 +56,8 @@ def run_and_summarise(
 ) -> RunReport:
     """``run``/``replay``: run the request, prune old run folders, print the summary.
 
-    A run-level error (mapping, settings, lock, abort before the run) exits with its code.
+    A run-level error (mapping, settings, lock, abort before the run) exits with its code; a
+    crashed run exits 3 after one line naming the error and its saved traceback.
     """
     try:
         report = run_request(request, prefect=prefect, progress=not (quiet or json_output))
@@ -60,4 +69,6 @@ def run_and_summarise(
         fail(settings_error(exc))
     if not quiet:
         print_summary(report.as_dict(), report.folder, json_output)
+    if report.status is RunStatus.CRASHED:
+        fail(crash_message(report), EXIT_ABORTED)
     return report

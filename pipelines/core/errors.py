@@ -5,6 +5,7 @@
     ├── SourceError              a source file cannot be read at all             terminal, exit 2
     ├── SettingsError            a setting the run needs is missing or wrong     terminal, exit 2
     ├── LockError                another run holds the ledger for this target    terminal, exit 2
+    ├── StateVersionError        the ledger was written by a newer lms-sync      terminal, exit 2
     ├── ApiError                 a user lookup was refused or ran out of retries row-level, exit 1
     └── AbortError               the API says stop: 501, unreachable, …          terminal, exit 3
         └── AuthError            the API key or account is refused (401/403)     terminal, exit 3
@@ -18,7 +19,15 @@ from pathlib import Path
 
 from transforms.errors import LmsSyncError
 
-__all__ = ["AbortError", "ApiError", "AuthError", "LockError", "SettingsError", "SourceError"]
+__all__ = [
+    "AbortError",
+    "ApiError",
+    "AuthError",
+    "LockError",
+    "SettingsError",
+    "SourceError",
+    "StateVersionError",
+]
 
 
 class SourceError(LmsSyncError):
@@ -83,3 +92,19 @@ class LockError(LmsSyncError):
         self.pid = pid
         self.host = host
         self.since = since
+
+
+class StateVersionError(LmsSyncError):
+    """A state file's schema is newer than this tool understands: upgrade lms-sync (exit 2)."""
+
+    retryable = False
+    exit_code = 2
+
+    def __init__(self, path: str | Path, found: int, known: int) -> None:
+        super().__init__(
+            f"{path}: schema version {found} is newer than this lms-sync understands "
+            f"(version {known}); upgrade lms-sync or use another --ledger"
+        )
+        self.path = str(path)
+        self.found = found
+        self.known = known

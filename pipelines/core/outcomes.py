@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["OUTCOMES", "SEND_STATUSES", "KeyStatus", "RowOutcome", "RunMode", "Stage"]
+__all__ = ["OUTCOMES", "SEND_STATUSES", "KeyStatus", "RowOutcome", "RunMode", "RunStatus", "Stage"]
 
 
 class RowOutcome(StrEnum):
@@ -43,6 +43,14 @@ class RunMode(StrEnum):
 
     DRY_RUN = "dry_run"
     DELIVER = "deliver"
+
+
+class RunStatus(StrEnum):
+    """How a run ended (report.json ``status``): got through, stopped early, or an unexpected error."""
+
+    FINISHED = "finished"
+    ABORTED = "aborted"
+    CRASHED = "crashed"
 
 
 class Stage(StrEnum):

@@ -166,6 +166,7 @@ class RunOptions:
     wait: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
+    resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer
 
     @property
     def users_cache_path(self) -> Path:

@@ -29,7 +29,7 @@ async def execute_request(
     if use_prefect or api_key_block:
         use_prefect_defaults()
         from pipelines.orchestration.flows import sync_completions  # lazy: start-up time
-        from pipelines.orchestration.states import result_of
+        from pipelines.orchestration.states import result_of  # lazy: imports Prefect
 
         parameters = {**request.parameters(), "api_key_block": api_key_block}
         state = await sync_completions(**parameters, return_state=True)
@@ -51,7 +51,7 @@ async def execute_job(
     if use_prefect or api_key_block:
         use_prefect_defaults()
         from pipelines.orchestration.flows import job_flow  # lazy: start-up time
-        from pipelines.orchestration.states import result_of
+        from pipelines.orchestration.states import result_of  # lazy: imports Prefect
 
         state = await job_flow(job, patterns, request, api_key_block)
         return await result_of(state, JobSummary)

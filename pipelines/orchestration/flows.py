@@ -62,6 +62,7 @@ async def sync_completions(
     rate_limit: str | None = None,
     concurrency: int | None = None,
     api_key_block: str | None = None,
+    resend_in_doubt: bool = False,
 ) -> State:
     """Dry run or delivery of the sources, with a run-summary artifact.
 
@@ -70,7 +71,7 @@ async def sync_completions(
     """
     request = RunRequest(
         sources, mapping, replay, out, dry_run, ledger, wait, max_invalid_pct, check_remote,
-        base_url, rate_limit, concurrency,
+        base_url, rate_limit, concurrency, resend_in_doubt,
     )  # fmt: skip
     settings = await settings_with_secret(request.settings(), api_key_block)
     plan = request.plan(settings)
@@ -93,10 +94,11 @@ async def adhoc_import(
     api_key_block: str | None = None,
 ) -> State:
     """One file: a dry run with payloads and dead-letter (``send`` delivers it)."""
-    return await sync_completions(
+    state = await sync_completions(
         [source], mapping, out=out, dry_run=not send, ledger=ledger,
         api_key_block=api_key_block, return_state=True,
     )  # fmt: skip
+    return run_state(await result_of(state, RunReport))
 
 
 @flow(name="nightly_sync", flow_run_name="nightly {landing}")

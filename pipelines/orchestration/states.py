@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from prefect.states import Completed, Failed, State
 
+from pipelines.core.outcomes import RunStatus
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import JobSummary
 
@@ -13,7 +14,13 @@ Result = TypeVar("Result")
 
 
 def run_state(report: RunReport) -> State:
-    """Failed when the run was aborted or its invalid + failed share exceeds ``max_invalid_pct``."""
+    """Failed when the run crashed or was aborted, or its invalid + failed share exceeds
+    ``max_invalid_pct``."""
+    if report.status is RunStatus.CRASHED:
+        return Failed(
+            message=f"run crashed: {report.error} (traceback: {report.traceback_path})",
+            data=report,
+        )
     if report.aborted:
         return Failed(message=f"run stopped early: {report.aborted}", data=report)
     if report.max_invalid_pct is not None and report.exit_code():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +14,11 @@ from typing import Any
 
 import orjson
 
-from pipelines.core.outcomes import OUTCOMES, RunMode
+from pipelines.core.outcomes import OUTCOMES, RowOutcome, RunMode, RunStatus
 from pipelines.output.run_folder import open_private
+
+TRACEBACK_FILE = "traceback.txt"
+ERROR_CHARS = 500  # the one line naming a crash is bounded
 
 
 @dataclass
@@ -34,7 +41,9 @@ class RunReport:
     status_429: int = 0
     retries: int = 0
     deadletter: dict[str, str] = field(default_factory=dict)
-    aborted: str | None = None
+    aborted: str | None = None  # why the run stopped early (a crash too)
+    error: str | None = None  # a crash: "<type>: <message>", one line, redacted
+    traceback_path: Path | None = None  # a crash: its traceback, saved in the run folder
     estimate: dict[str, object] | None = None  # dry run: what a real run would cost
     max_invalid_pct: float | None = None
     remote_check: dict[str, object] | None = None  # dry run --check-remote: users not found
@@ -55,6 +64,30 @@ class RunReport:
         """Every row read ends in exactly one outcome."""
         return sum(self.outcomes.values()) == self.rows_read
 
+    @property
+    def status(self) -> RunStatus:
+        """finished, aborted (stopped early in order) or crashed (an unexpected error)."""
+        if self.error is not None:
+            return RunStatus.CRASHED
+        return RunStatus.ABORTED if self.aborted else RunStatus.FINISHED
+
+    def settle_rest(self) -> None:
+        """Rows read that have no outcome yet (the run stopped mid-chunk) are ``pending``."""
+        self.add(RowOutcome.PENDING, max(self.rows_read - sum(self.outcomes.values()), 0))
+
+    def crashed(self, exc: BaseException, redact: Callable[[str], str] | None = None) -> None:
+        """An unexpected error ends the run: name it in one line, save its traceback (owner-only)
+        in the run folder, and leave the rows read without an outcome ``pending``."""
+        clean = redact or (lambda text: text)
+        line = " ".join(clean(f"{type(exc).__name__}: {exc}").split()).rstrip(":")
+        self.error = line[:ERROR_CHARS] + ("…" if len(line) > ERROR_CHARS else "")
+        self.aborted = f"crashed: {self.error}"
+        if self.folder is not None:
+            self.traceback_path = self.folder / TRACEBACK_FILE
+            with open_private(self.traceback_path) as handle:
+                handle.write(clean("".join(traceback.format_exception(exc))).encode())
+        self.settle_rest()
+
     def seconds(self) -> float:
         """Wall time of the run so far."""
         end = self.finished_at or datetime.now(self.started_at.tzinfo)
@@ -66,6 +99,7 @@ class RunReport:
         return {
             "run_id": self.run_id,
             "mode": self.mode,
+            "status": self.status,
             "target": self.target,
             "sources": self.sources,
             "started_at": _iso(self.started_at),
@@ -85,6 +119,8 @@ class RunReport:
             "rows_per_second": round(self.rows_read / seconds, 1),
             "deadletter": self.deadletter,
             "aborted": self.aborted,
+            "error": self.error,
+            "traceback": str(self.traceback_path) if self.traceback_path else None,
             **({"estimate": self.estimate} if self.estimate is not None else {}),
             **({"remote_check": self.remote_check} if self.remote_check is not None else {}),
             "problem_share_pct": round(self.problem_share() * 100, 3),
@@ -96,7 +132,7 @@ class RunReport:
         return bad / self.rows_read if self.rows_read else 0.0
 
     def exit_code(self) -> int:
-        """DESIGN §8: 3 aborted · 1 rows dead-lettered (or over --max-invalid-pct) · 0."""
+        """DESIGN §8: 3 aborted or crashed · 1 rows dead-lettered (or over --max-invalid-pct) · 0."""
         if self.aborted:
             return 3
         if self.max_invalid_pct is not None:
@@ -111,9 +147,18 @@ class RunReport:
         self.write(self.folder / "report.json")
 
     def write(self, path: Path) -> None:
-        """Write report.json, owner-only."""
-        with open_private(path) as handle:
-            handle.write(orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2))
+        """Write report.json, owner-only and atomically: a temp file beside it, then a rename."""
+        document = orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            with open_private(temp) as handle:
+                handle.write(document)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
 
 
 def _iso(moment: datetime) -> str:

@@ -21,8 +21,10 @@ from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
+from pipelines.run.crash_recording import Redact, record_errors
 from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
 from pipelines.run.plan import RunPlan
+from pipelines.run.reconcile import Reconciler
 from pipelines.run.repeats import RepeatTracker
 from pipelines.run.settle import prime_repeats, settle_chunk
 from pipelines.state.ledger import Ledger
@@ -45,6 +47,8 @@ async def deliver_run(
     check: Check = check_chunk,
     resolver: UserResolver | None = None,
     on_report: Callable[[RunReport], None] | None = None,
+    resend_in_doubt: bool = False,
+    redact: Redact | None = None,
 ) -> RunReport:
     """Deliver every valid row of the plan's sources; the report is written however it ends.
 
@@ -71,9 +75,12 @@ async def deliver_run(
         mark_batch=min(MARK_BATCH, client.concurrency),
         resolver=resolver if plan.spec.user.resolve_by else None,
         resolve_by=plan.spec.user.resolve_by,
+        reconciler=Reconciler(client, ledger, client.concurrency),
+        resend_in_doubt=resend_in_doubt,
     )
     try:
-        await _send_all(plan, client, sink, check, stop, started)
+        with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
+            await _send_all(plan, client, sink, check, stop, started)
     finally:
         stats = client.stats
         report.requests_sent, report.status_429, report.retries = (
@@ -138,6 +145,7 @@ async def _produce(
             settle_chunk(chunk, checked, tracker, report, sink.deadletter, sink)
             if sink.resolver is not None:
                 await sink.resolve_users()
+            await sink.reconcile()  # keys in doubt: asked at the API before any is resent
             while len(sink.backlog) > plan.batch_rows and not stop.is_set():
                 sink.drained.clear()
                 await sink.drained.wait()

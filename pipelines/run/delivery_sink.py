@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,6 +21,8 @@ from pipelines.core.outcomes import SEND_STATUSES, Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk
+from pipelines.run.delivery_failures import SentRow, failed_table
+from pipelines.run.reconcile import Reconciler, reconciled_result
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
 from transforms.keys import blake2b_128_hex
@@ -34,15 +35,6 @@ FLUSH_SECONDS = 0.25  # outcomes are committed at least this often (a crash leav
 
 
 @dataclass
-class _Pending:
-    """A row handed to the sink and not yet settled: where it came from, for the dead-letter."""
-
-    chunk: Chunk
-    index: int  # row position inside the chunk's table
-    body_hash: str
-
-
-@dataclass
 class DeliverySink:
     """Valid rows of a delivering run: ledger check, write-ahead in_flight, results recorded."""
 
@@ -51,7 +43,7 @@ class DeliverySink:
     deadletter: DeadLetterWriter
     run_id: str
     backlog: deque[tuple[Submission, str]] = field(default_factory=deque)
-    pending: dict[str, _Pending] = field(default_factory=dict)
+    pending: dict[str, SentRow] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
@@ -59,9 +51,12 @@ class DeliverySink:
     resolver: UserResolver | None = None  # mapping user.resolve_by: look ids up first
     resolve_by: Kind | None = None
     _unresolved: list[tuple[Chunk, pa.Table]] = field(default_factory=list)
+    reconciler: Reconciler | None = None  # keys in doubt are checked at the API before resending
+    resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer
+    doubtful: list[tuple[Submission, str]] = field(default_factory=list)  # to reconcile first
     marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
     unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
-    _failed_rows: list[tuple[_Pending, Result]] = field(default_factory=list)
+    _failed_rows: list[tuple[SentRow, Result]] = field(default_factory=list)
     _outcomes: list[KeyResult] = field(default_factory=list)
     _flushed_at: float = field(default_factory=time.monotonic)
 
@@ -86,7 +81,8 @@ class DeliverySink:
         self.report.in_doubt_keys.extend(pc.filter(keys, pc.equal(state, "in_doubt")).to_pylist())
 
         send = pc.is_in(state, value_set=pa.array(SEND_STATUSES, pa.string()))
-        chosen = rows.append_column("hash", hashes).filter(send)
+        doubt = pc.equal(state, "in_doubt")
+        chosen = rows.append_column("hash", hashes).append_column("doubt", doubt).filter(send)
         if self.resolver is None:
             self._queue(chunk, chosen, chosen.column("user").to_pylist())
         else:  # user ids are looked up (async) before these rows can be sent
@@ -117,17 +113,40 @@ class DeliverySink:
 
     def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
         positions = chosen.column("index").to_pylist()
-        for account, user_id, key, body, body_hash, index in zip(
+        for account, user_id, key, body, body_hash, index, doubt in zip(
             chosen.column("account").to_pylist(),
             user_ids,
             chosen.column("key").to_pylist(),
             chosen.column("body").to_pylist(),
             chosen.column("hash").to_pylist(),
             positions,
+            chosen.column("doubt").to_pylist(),
             strict=True,
         ):
-            self.pending[key] = _Pending(chunk, index, body_hash)
-            self.backlog.append((Submission(key, account, user_id, body.encode()), body_hash))
+            self.pending[key] = SentRow(chunk, index, body_hash)
+            queued = (Submission(key, account, user_id, body.encode()), body_hash)
+            (self.doubtful if doubt and self.reconciler else self.backlog).append(queued)
+        self.arrived.set()
+
+    async def reconcile(self) -> None:
+        """Check the queued keys in doubt at the API before any is resent (DESIGN §7): found ones
+        are delivered (``reconciled``), unverifiable ones pending unless ``resend_in_doubt``."""
+        if self.reconciler is None or not self.doubtful:
+            return
+        doubtful, self.doubtful = self.doubtful, []  # a stop meanwhile leaves them pending
+        checked = await self.reconciler.check(doubtful)
+        for (submission, _), item in checked.found:
+            del self.pending[submission.key]
+            self._outcomes.append(reconciled_result(submission.key, item))
+        self.report.add("delivered", len(checked.found), "reconciled")
+        if self.resend_in_doubt:
+            checked.send.extend(checked.unverifiable)
+        else:
+            for submission, _ in checked.unverifiable:
+                del self.pending[submission.key]  # stays in_flight in the ledger: still in doubt
+            self.report.add("pending", len(checked.unverifiable), "in_doubt_unverifiable")
+        self.backlog.extend(checked.send)
+        self.flush()
         self.arrived.set()
 
     def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
@@ -156,7 +175,12 @@ class DeliverySink:
                 await self.arrived.wait()
             batch = [self.backlog.popleft() for _ in range(min(self.mark_batch, len(self.backlog)))]
             keys = [s.key for s, _ in batch]
-            self.ledger.mark_in_flight(pa.array(keys), pa.array([h for _, h in batch]), self.run_id)
+            self.ledger.mark_in_flight(
+                pa.array(keys),
+                pa.array([h for _, h in batch]),
+                self.run_id,
+                [(s.account_id, s.user_id) for s, _ in batch],
+            )
             self.marked.update(keys)
             for submission, _ in batch:
                 yield submission
@@ -183,6 +207,7 @@ class DeliverySink:
                 error_code=result.code,
                 message=result.message,
                 attempts=result.attempts,
+                completion_id=result.completion_id,
             )
         )
         if (
@@ -202,7 +227,7 @@ class DeliverySink:
             self.ledger.record(self._outcomes, self.run_id)
             self._outcomes = []
         if self._failed_rows:
-            self.deadletter.write(_failed_table(self._failed_rows))
+            self.deadletter.write(failed_table(self._failed_rows))
             self._failed_rows = []
 
     def settle_unsent(self) -> None:
@@ -213,6 +238,7 @@ class DeliverySink:
         if unsent:
             self.ledger.unmark(unsent)
         self.backlog.clear()
+        self.doubtful.clear()
         self.marked.clear()
         unresolved = sum(rows.num_rows for _, rows in self._unresolved)
         self.report.add("pending", len(self.pending) + unresolved)
@@ -235,32 +261,3 @@ class DeliverySink:
 
 def _count(state: pa.Array, value: str) -> int:
     return count_true(pc.equal(state, value))
-
-
-def _errors_json(result: Result) -> str:
-    error = {
-        "code": result.code,
-        "field": None,
-        "message": result.message,
-        "http_status": result.http_status,
-    }
-    return orjson.dumps([error]).decode()
-
-
-def _failed_table(failed: list[tuple[_Pending, Result]]) -> pa.Table:
-    """Dead-letter rows for delivery failures: original columns plus the server's reason."""
-    tables = [
-        with_reasons(
-            pending.chunk.batch.table.slice(pending.index, 1),
-            source=pending.chunk.source,
-            rows=pending.chunk.batch.rows.slice(pending.index, 1),
-            stage=Stage.DELIVER,
-            code=result.code,
-            message=result.message,
-            errors=pa.array([_errors_json(result)]),
-            http_status=result.http_status,
-            attempts=result.attempts,
-        )
-        for pending, result in failed
-    ]
-    return pa.concat_tables(tables, promote_options="permissive")

@@ -15,7 +15,8 @@ from pipelines.output.payloads import PayloadWriter, payload_lines
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
-from pipelines.run.estimate import cost_estimate
+from pipelines.run.crash_recording import Redact, record_errors
+from pipelines.run.estimate import DEFAULT_CONCURRENCY, cost_estimate
 from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
 from pipelines.run.settle import prime_repeats, run_chunks
@@ -100,7 +101,6 @@ def count_would_send(plan: RunPlan, ledger: Ledger | None) -> int:
     return total
 
 
-
 def dry_run(
     plan: RunPlan,
     *,
@@ -109,10 +109,15 @@ def dry_run(
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
     ledger: Ledger | None = None,
     rate_limit: tuple[int, float] = (950, 60.0),
+    concurrency: int = DEFAULT_CONCURRENCY,
     on_report: Callable[[RunReport], None] | None = None,
     collect_users: bool = False,
+    redact: Redact | None = None,
 ) -> RunReport:
-    """Run every chunk through read → check → settle and write the run folder's three outputs."""
+    """Run every chunk through read → check → settle and write the run folder's three outputs.
+
+    An unexpected error ends the run as crashed (``redact`` cleans its text of the API key).
+    """
     started = datetime.now(UTC)
     run_id = new_run_id(started)
     folder = run_folder(out, run_id)
@@ -124,11 +129,16 @@ def dry_run(
     payloads = PayloadWriter(folder)
     sink = PayloadSink(payloads, report, ledger, collect_users)
     try:
-        run_chunks(plan, started, report, deadletter, sink, check)
+        with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
+            try:
+                run_chunks(plan, started, report, deadletter, sink, check)
+            finally:
+                payloads.close()
+                deadletter.close()
     finally:
-        payloads.close()
-        deadletter.close()
-        report.estimate = cost_estimate(report.outcomes["would_send"], rate_limit)
+        report.estimate = cost_estimate(
+            report.outcomes["would_send"], rate_limit, concurrency=concurrency
+        )
         report.finish(deadletter.paths())
     report.distinct_users = sink.users
     return report

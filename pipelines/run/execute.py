@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from pipelines.api.client import StackOneClient
+from pipelines.api.redaction import Redactor
 from pipelines.api.user_lookup import UserResolver, check_remote
 from pipelines.core.errors import SettingsError
 from pipelines.core.settings import RunOptions, Settings
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk
+from pipelines.run.crash_recording import Redact
 from pipelines.run.delivery import deliver_run
 from pipelines.run.dryrun import dry_run
 from pipelines.run.plan import RunPlan
@@ -40,6 +42,11 @@ def require_api_key(settings: Settings, options: RunOptions) -> None:
         raise SettingsError(
             "STACKONE_API_KEY is not set; it is needed to deliver (or use --dry-run)"
         )
+
+
+def redactor(settings: Settings) -> Redact | None:
+    """What cleans a crash's text of the API key (None when there is no key)."""
+    return Redactor(settings.api_key) if settings.api_key is not None else None
 
 
 async def run_plan(
@@ -80,6 +87,7 @@ async def _dry(
             rate_limit=settings.rate_limit,
             on_report=on_report,
             collect_users=options.check_remote,
+            redact=redactor(settings),
         )
 
 
@@ -114,6 +122,8 @@ async def _deliver(
                     check=check,
                     resolver=UserResolver(client, cache),
                     on_report=on_report,
+                    resend_in_doubt=options.resend_in_doubt,
+                    redact=redactor(settings),
                 )
 
 

@@ -42,6 +42,7 @@ class RunRequest:
     base_url: str | None = None
     rate_limit: str | None = None
     concurrency: int | None = None
+    resend_in_doubt: bool = False  # keys in doubt the API cannot list are sent anyway
 
     def parameters(self) -> dict[str, Any]:
         """The request as flow parameters."""
@@ -62,6 +63,7 @@ class RunRequest:
             self.wait,
             self.max_invalid_pct,
             self.check_remote and self.dry_run,
+            self.resend_in_doubt,
         )
 
     def spec(self) -> MappingSpec:

@@ -10,6 +10,10 @@ StackOne's behaviour is not pinned down:
   value, empty string) is 422; the message names the first field in ``API_FIELDS`` order;
 - a request answered 429 takes no slot in the window; a 401 counts for no key; ``/sandbox/*``
   control endpoints are neither authenticated, rate limited, faulted, delayed nor logged;
+- ``store_repeats`` stores an exact repeat as a new record (a provider that does not deduplicate);
+  ``list_completions=False`` answers a user's completion list with 501; listed items carry
+  ``updated_at`` (their creation time: the sandbox never updates one), ``filter[updated_after]``
+  keeps the later ones (an unparseable instant is 400);
 - faults are drawn after auth and rate limit: 500/502/503/408 and ``drop`` store nothing; ``slow``
   waits ``slow_seconds`` and then handles the request normally (the work is done, the client has
   usually given up: its retry then meets 409); the log names only keys the sandbox accepts.
@@ -33,7 +37,13 @@ from starlette.types import Receive, Scope, Send
 
 from pipelines.sandbox.behaviours import RequestGate, api_key_from_header, latency_sampler
 from pipelines.sandbox.config import SandboxConfig
-from pipelines.sandbox.responses import error_response, json_response, now_text, page_response
+from pipelines.sandbox.responses import (
+    error_response,
+    json_response,
+    now_text,
+    page_response,
+    parse_instant,
+)
 from pipelines.sandbox.store import CompletionStore
 from transforms.dto import field_errors, parse_wire_body
 
@@ -61,7 +71,7 @@ class SandboxApp:
         self._rng = random.Random(config.seed)
         self._latency = latency_sampler(*config.latency, self._rng)
         self._gate = RequestGate(config, self._rng)
-        self._store = CompletionStore(config.db_path)
+        self._store = CompletionStore(config.db_path, config.store_repeats)
         self._users = None if config.users is None else {user["id"]: user for user in config.users}
         self._requests: list[dict[str, Any]] = []
         self._closing = asyncio.Event()
@@ -181,10 +191,20 @@ class SandboxApp:
         )
 
     def _list_completions(self, request: Request, account: str, user_id: str) -> Response:
+        if not self.config.list_completions:
+            return error_response(501, "Listing completions is not supported by this provider")
         if self._users is not None and user_id not in self._users:
             return error_response(404, f"User {user_id!r} not found")
-        rows = self._store.rows(account, user_id)
-        items = [{**row.pop("body"), **row} for row in rows]
+        after_text = request.query_params.get("filter[updated_after]")
+        after = parse_instant(after_text) if after_text is not None else None
+        if after_text is not None and after is None:
+            return error_response(400, f"filter[updated_after] is not an instant: {after_text!r}")
+        items = []
+        for row in self._store.rows(account, user_id):
+            item = {**row.pop("body"), **row, "updated_at": row["created_at"]}  # never updated
+            updated = parse_instant(item["updated_at"])
+            if after is None or (updated is not None and updated > after):
+                items.append(item)
         return page_response(items, request, self.config.page_size)
 
     def _control(self, request: Request, segments: list[str]) -> Response:

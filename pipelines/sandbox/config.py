@@ -27,6 +27,8 @@ class SandboxConfig:
     db_path: str | Path | None = None  # None: in-memory SQLite
     seed: int | None = None
     page_size: int = 25
+    store_repeats: bool = False  # an exact repeat is a new record (a provider that does not dedupe)
+    list_completions: bool = True  # False: a user's completions cannot be listed (501)
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work, naming the setting."""

@@ -18,6 +18,15 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_instant(text: str) -> datetime | None:
+    """An ISO 8601 instant (``Z`` or an offset; naive means UTC), or None when unparseable."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
     """``body`` as a JSON response with ``status``."""
     return Response(orjson.dumps(body), status, headers, media_type="application/json")

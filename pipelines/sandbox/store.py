@@ -1,4 +1,5 @@
-"""The sandbox's completion store: SQLite, refusing an identical (account, user, body) again."""
+"""The sandbox's completion store: SQLite, refusing an identical (account, user, body) again
+unless it stores repeats (then each repeat is a new record, numbered by ``copy``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 
 import orjson
 
+_COLUMNS = ("id", "remote_id", "account_id", "user_id", "body", "created_at")
+
 
 class CompletionStore:
-    """Completions in SQLite; an identical (account, user, body) is refused."""
+    """Completions in SQLite; an identical (account, user, body) is refused unless
+    ``store_repeats`` (a provider that does not deduplicate)."""
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, store_repeats: bool = False) -> None:
+        self._store_repeats = store_repeats
         self._db = sqlite3.connect(
             str(path) if path else ":memory:", check_same_thread=False, isolation_level=None
         )
@@ -23,15 +28,24 @@ class CompletionStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS completions (seq INTEGER PRIMARY KEY, id TEXT UNIQUE,"
             " remote_id TEXT, account_id TEXT, user_id TEXT, body TEXT, created_at TEXT,"
-            " UNIQUE (account_id, user_id, body))"
+            " copy INTEGER NOT NULL DEFAULT 0, UNIQUE (account_id, user_id, body, copy))"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(completions)")}
+        if "copy" not in columns:  # a file from before repeats could be stored: they stay 409
+            self._db.execute("ALTER TABLE completions ADD COLUMN copy INTEGER NOT NULL DEFAULT 0")
 
     def add(self, account_id: str, user_id: str, body: str, created_at: str) -> tuple[bool, str]:
         """Store a completion: (True, new id), or (False, id of the identical one stored)."""
         new_id = uuid.uuid4().hex
+        copy = (
+            "(SELECT count(*) FROM completions WHERE account_id = ?3 AND user_id = ?4"
+            " AND body = ?5)"
+            if self._store_repeats
+            else "0"
+        )
         cursor = self._db.execute(
-            "INSERT INTO completions (id, remote_id, account_id, user_id, body, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO completions (id, remote_id, account_id, user_id, body, created_at, copy)"
+            f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, {copy}) ON CONFLICT DO NOTHING",
             (new_id, f"remote-{uuid.uuid4().hex[:16]}", account_id, user_id, body, created_at),
         )
         if cursor.rowcount:
@@ -51,13 +65,12 @@ class CompletionStore:
         self, account_id: str | None = None, user_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Stored completions in creation order, optionally of one account and user."""
-        query = "SELECT id, remote_id, account_id, user_id, body, created_at FROM completions"
+        query = f"SELECT {', '.join(_COLUMNS)} FROM completions"
         params: tuple[str, ...] = ()
         if account_id is not None and user_id is not None:
             query, params = query + " WHERE account_id = ? AND user_id = ?", (account_id, user_id)
-        names = ("id", "remote_id", "account_id", "user_id", "body", "created_at")
         found = [
-            dict(zip(names, row, strict=True))
+            dict(zip(_COLUMNS, row, strict=True))
             for row in self._db.execute(query + " ORDER BY seq", params)
         ]
         for row in found:

@@ -26,6 +26,7 @@ class KeyResult:
     error_code: str | None = None
     message: str | None = None
     attempts: int = 1
+    completion_id: str | None = None  # the unified id of the completion (201, or reconciled)
 
 
 def record_params(result: KeyResult) -> dict[str, Any]:
@@ -56,4 +57,5 @@ def record_params(result: KeyResult) -> dict[str, Any]:
         "st": status,
         "code": code,
         "msg": message,
+        "cid": result.completion_id,
     }

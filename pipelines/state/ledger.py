@@ -16,18 +16,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.state.doubts import Doubt, doubts_of
 from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves, sort_order
 from pipelines.state.key_results import KeyResult, record_params
 from pipelines.state.key_set import KeySnapshot
 from pipelines.state.key_status import load_snapshot, status_codes
-from pipelines.state.ledger_connection import connect, write_transaction
+from pipelines.state.ledger_connection import closing_on_error, connect, write_transaction
 from pipelines.state.ledger_queries import key_record, keys_in_doubt, other_targets, outcome_counts
 from pipelines.state.ledger_schema import (
     FAILED,
@@ -37,6 +37,7 @@ from pipelines.state.ledger_schema import (
     RECORD_SQL,
     STATUSES,
     create_schema,
+    normalise_target,
     run_ref,
     target_ref,
 )
@@ -52,7 +53,7 @@ class Ledger:
 
     def __init__(self, path: Path, target: str) -> None:
         self.path = Path(path)
-        self.target = _normalise_target(target)
+        self.target = normalise_target(target)
         self._conn: sqlite3.Connection | None = None
         self._target_id = 0
         self._lock_run: str | None = None
@@ -66,8 +67,8 @@ class Ledger:
         if self._conn is not None:
             return self
         self._conn = connect(self.path)
-        with self._write() as db:
-            create_schema(db, self.path)
+        with closing_on_error(self), self._write() as db:
+            create_schema(db, self.path)  # StateVersionError: a newer tool wrote the file
             self._target_id = target_ref(db, self.target)
         return self
 
@@ -178,6 +179,10 @@ class Ledger:
         """Keys (hex, sorted) left in_flight by any run other than ``run_id``: maybe sent."""
         return keys_in_doubt(self._db, self._target_id, run_id)
 
+    def doubts(self, keys: Sequence[str]) -> dict[str, Doubt]:
+        """What the ledger knows of those ``keys`` (hex) that are in_flight: where and when sent."""
+        return doubts_of(self._db, self._target_id, keys)
+
     def other_targets(self) -> list[str]:
         """Other targets this ledger file holds keys for (a hint when this one has none)."""
         return other_targets(self._db, self.target)
@@ -185,9 +190,11 @@ class Ledger:
     # -- writing ------------------------------------------------------------------------------
 
     def mark_in_flight(
-        self, keys: pa.Array | Sequence[str], body_hashes: pa.Array | Sequence[str], run_id: str
-    ) -> None:
-        """Write-ahead: the keys are about to be sent (one transaction, before any request)."""
+        self, keys: pa.Array | Sequence[str], body_hashes: pa.Array | Sequence[str], run_id: str,
+        destinations: Sequence[tuple[str, str]] | None = None,
+    ) -> None:  # fmt: skip
+        """Write-ahead: the keys are about to be sent (one transaction, before any request);
+        ``destinations`` gives each key's (account id, user id in the path)."""
         self._require_lock()
         key_bytes, _ = as_16_bytes(as_arrow(keys), "keys", nulls=False)
         hash_bytes, _ = as_16_bytes(as_arrow(body_hashes), "body_hashes", nulls=False)
@@ -201,6 +208,7 @@ class Ledger:
                 MARK_SQL,
                 (
                     (self._target_id, key_bytes[i].tobytes(), hash_bytes[i].tobytes(), ref, now)
+                    + (destinations[i] if destinations else (None, None))
                     for i in order
                 ),
             )
@@ -287,9 +295,3 @@ class Ledger:
     def _written(self, key_bytes: npt.NDArray[np.uint8]) -> None:
         if self._known is not None:
             self._known.wrote(halves(key_bytes)[0])
-
-
-def _normalise_target(target: str) -> str:
-    """One spelling per base URL: lower-case scheme and host, no trailing slash."""
-    parts = urlsplit(target.strip())
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))

@@ -8,8 +8,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["connect", "write_transaction"]
+__all__ = ["closing_on_error", "connect", "write_transaction"]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -34,3 +35,17 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+@contextmanager
+def closing_on_error(thing: _Closable) -> Iterator[None]:
+    """Close ``thing`` if the block raises: a file the tool cannot use is not left open."""
+    try:
+        yield
+    except BaseException:
+        thing.close()
+        raise

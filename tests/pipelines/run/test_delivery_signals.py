@@ -120,12 +120,13 @@ def start_delivery(
     return child, truth, export, mapping, ledger
 
 
-def test_a_killed_run_is_finished_by_a_rerun_that_resends_only_the_keys_in_doubt(
+def test_a_killed_run_is_finished_by_a_rerun_that_reconciles_the_keys_in_doubt_first(
     make_sandbox: Callable[..., RunningSandbox], tmp_path: Path, children: list[Child]
 ) -> None:
     """SIGKILL mid-delivery, then a rerun: every valid row ends stored exactly once; the rerun
-    lists as in doubt exactly the keys the ledger held in flight, resends them and the rows never
-    tried (not one recorded as delivered), and a resent key the API already had is a 409."""
+    lists as in doubt exactly the keys the ledger held in flight, lists each of their users'
+    completions once (DESIGN §7), records the ones the API had as delivered (``reconciled``, never
+    resent: no 409) and sends the rest and the rows never tried (not one recorded as delivered)."""
     sandbox = make_sandbox(rate_limit=FAST, latency=SLOW)
     child, truth, export, mapping, ledger = start_delivery(children, sandbox, tmp_path, 400, 8)
     wait_for(lambda: len(sandbox.completions()) >= 60, child)
@@ -149,13 +150,15 @@ def test_a_killed_run_is_finished_by_a_rerun_that_resends_only_the_keys_in_doubt
     assert result.exit_code == 1, result.output  # the export's invalid rows
     assert_balanced(report)
     assert set(report["in_doubt_keys"]) == doubt
-    resent = Counter(
-        truth.key_of_user[user] for user in posted_users(sandbox.request_log()[len(log_at_kill) :])
-    )
-    assert set(resent) == truth.keys - recorded and set(resent.values()) == {1}
+    rerun_log = sandbox.request_log()[len(log_at_kill) :]
+    listed = Counter(entry["path"] for entry in rerun_log if entry["method"] == "GET")
+    assert len(listed) == len(doubt) and set(listed.values()) == {1}  # one user per row here
+    resent = Counter(truth.key_of_user[user] for user in posted_users(rerun_log))
     already = doubt & stored_keys
-    assert report["reasons"].get("http_409", 0) == len(already)
-    assert report["outcomes"]["delivered"] == len(truth.keys - recorded - already)
+    assert set(resent) == truth.keys - recorded - already and set(resent.values()) == {1}
+    assert "http_409" not in report["reasons"]
+    assert report["reasons"].get("reconciled", 0) == len(already)
+    assert report["outcomes"]["delivered"] == len(truth.keys - recorded)
     assert report["reasons"]["already_delivered"] == len(recorded)
     assert stored(sandbox) == truth.valid
     assert ledger_counts(ledger, sandbox)["in_flight"] == 0

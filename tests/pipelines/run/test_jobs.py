@@ -524,7 +524,7 @@ def test_import_dry_run_previews_summarises_errors_and_estimates(tmp_path: Path)
     assert "dead-lettered rows by error code" in out
     for code in ("missing_required", "invalid_timestamp", "future_timestamp", "malformed_row"):
         assert code in out
-    assert "a real run: 10 requests ≈ 0 s at 950/60s  (add --send to deliver)" in out
+    assert "a real run: 10 requests ≈ 2 s at 950/60s  (add --send to deliver)" in out
     assert "rows read 20: would_send 10, duplicate 1, skipped 3, invalid 6" in out
     assert len((tmp_path / "run" / "payloads.jsonl").read_text().splitlines()) == SAMPLE_SENT
     assert not (tmp_path / "ledger.sqlite").exists()
