@@ -15,7 +15,7 @@ from pipelines.cli.console import (
     fail,
     print_summary,
 )
-from pipelines.cli.execution import run_and_summarise, run_request
+from pipelines.cli.execution import run_request
 from pipelines.cli.inspect_command import inspect_command
 from pipelines.cli.jobs_command import (
     backfill_command,
@@ -24,25 +24,10 @@ from pipelines.cli.jobs_command import (
     serve_command,
 )
 from pipelines.cli.ledger_command import ledger_command
-from pipelines.cli.options import (
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    DryRunOpt,
-    JsonOpt,
-    KeepRunsOpt,
-    LedgerOpt,
-    MappingOpt,
-    MaxInvalidPctOpt,
-    OutOpt,
-    PrefectOpt,
-    QuietOpt,
-    RateLimitOpt,
-    WaitOpt,
-)
 from pipelines.cli.replay_command import replay_command
+from pipelines.cli.run_command import run_command
 from pipelines.core.rate_limit import parse_rate_limit
 from pipelines.core.settings import (
-    DEFAULT_LEDGER,
     environment,
     scoped_environment,
 )
@@ -71,63 +56,22 @@ DEMO_RUNS = [
     (CONFIG / "moodle_scorm_tracks.yaml", SAMPLES / "moodle_scorm_tracks.parquet"),
 ]
 
-SourcesArg = Annotated[list[str], typer.Argument(help="Export files, directories or globs.")]
 
 
-@app.command()
-def run(
-    sources: SourcesArg,
-    mapping: MappingOpt,
-    dry_run: DryRunOpt = False,
-    out: OutOpt = None,
-    base_url: BaseUrlOpt = None,
-    rate_limit: RateLimitOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
-    wait: WaitOpt = False,
-    prefect: PrefectOpt = False,
-    max_invalid_pct: MaxInvalidPctOpt = None,
-    json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
-    check_remote: Annotated[
-        bool,
-        typer.Option("--check-remote", help="Dry run: look up each distinct user once first."),
-    ] = False,
-    keep_runs: KeepRunsOpt = None,
-    resend_in_doubt: Annotated[
-        bool,
-        typer.Option(
-            "--resend-in-doubt",
-            help="Send keys left in doubt by a crash even when the API cannot list what it holds.",
-        ),
-    ] = False,
-) -> None:
-    """Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
+run = run_command(
+    replay=False,
+    sources_help="Export files, directories or globs.",
+    mapping_help="Mapping YAML (config/mappings/).",
+    doc="""Read, convert and validate exports, then deliver the valid rows (or, with --dry-run, write them).
 
     Examples:
 
       lms-sync run data/samples/cornerstone_transcript.csv -m config/mappings/cornerstone_transcript.yaml --dry-run
 
       STACKONE_API_KEY=… STACKONE_ACCOUNT_ID=… lms-sync run exports/ -m config/mappings/workday_learning.yaml
-    """
-    request = RunRequest(
-        sources,
-        str(mapping),
-        out=str(out) if out else None,
-        dry_run=dry_run,
-        ledger=str(ledger),
-        wait=wait,
-        max_invalid_pct=max_invalid_pct,
-        check_remote=check_remote,
-        base_url=base_url,
-        rate_limit=rate_limit,
-        concurrency=concurrency,
-        resend_in_doubt=resend_in_doubt,
-    )
-    report = run_and_summarise(
-        request, prefect=prefect, quiet=quiet, json_output=json_output, keep_runs=keep_runs
-    )
-    raise typer.Exit(report.exit_code())
+    """,
+)
+app.command("run")(run)
 
 
 @app.command("check-mapping")
