@@ -41,8 +41,9 @@ def print_summary(summary: dict[str, Any], folder: Path | None, json_output: boo
     if json_output:
         sys.stdout.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
+    status = "" if summary["status"] == "finished" else f" [bold red]{summary['status']}[/bold red]"
     console.print(
-        f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}",
+        f"[bold]lms-sync {summary['mode'].replace('_', ' ')}[/bold] {summary['run_id']}{status}",
         highlight=False,
     )
     table = Table(show_edge=False, box=None, padding=(0, 2))

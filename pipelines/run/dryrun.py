@@ -136,9 +136,10 @@ def dry_run(
                 payloads.close()
                 deadletter.close()
     finally:
-        report.estimate = cost_estimate(
-            report.outcomes["would_send"], rate_limit, concurrency=concurrency
-        )
+        if not report.aborted:  # a run cut short has no cost worth estimating
+            report.estimate = cost_estimate(
+                report.outcomes["would_send"], rate_limit, concurrency=concurrency
+            )
         report.finish(deadletter.paths())
     report.distinct_users = sink.users
     return report

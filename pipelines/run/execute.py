@@ -85,6 +85,7 @@ async def _dry(
             check=check,
             ledger=ledger,
             rate_limit=settings.rate_limit,
+            concurrency=settings.concurrency,
             on_report=on_report,
             collect_users=options.check_remote,
             redact=redactor(settings),
