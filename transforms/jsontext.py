@@ -43,7 +43,9 @@ def member(name: str, value_json: pa.Array, *, first: bool = False) -> pa.Array:
 
 
 def json_number(values: pa.Array) -> pa.Array:
-    """Each non-null number as JSON number text."""
+    """Each non-null number as JSON number text; NaN and ±inf, which JSON cannot hold, are null."""
+    if pa.types.is_floating(values.type):
+        values = pc.if_else(pc.is_finite(values), values, pa.scalar(None, values.type))
     return pc.cast(values, pa.string())
 
 

@@ -57,6 +57,10 @@ class Export:
     records: int
     mapping_error: bool  # mapped on purpose so the run must stop with exit 2
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How hypothesis shows a failing example: without the bytes (note() shows the file)."""
+        printer.text(f"Export({self.name!r}, records={self.records}, {self.mapping_error=})")
+
     def describe(self) -> str:
         """The file and the mapping as text, for hypothesis' note() on a failing example."""
         if self.name.endswith(".parquet"):
@@ -179,7 +183,7 @@ def _some(draw: st.DrawFn, key: str, choices: tuple[str | None, ...]) -> dict[st
 
 @st.composite
 def csv_exports(draw: st.DrawFn) -> Export:
-    """A CSV (or .csv.gz) export of 1–40 records with blank lines, ragged rows, any quoting."""
+    """A CSV (or .csv.gz) export of 1 to 40 records with blank lines, ragged rows, any quoting."""
     shape = draw(shapes())
     columns = [*ROLES, *(["tenant"] if shape.tenant else []), *shape.extras]
     columns = list(draw(st.permutations(columns)))

@@ -11,12 +11,9 @@ import pyarrow.parquet as pq
 from hypothesis import strategies as st
 
 from tests.pipelines.run.generated_exports import (
-    BLANK,
     CELL,
-    DURATIONS,
     INSTANTS,
     ROLES,
-    SCORES,
     STRPTIME,
     Export,
     mapping_yaml,
@@ -93,7 +90,7 @@ def _typed(draw: st.DrawFn, kind: str, items: list[Any]) -> pa.Array:
 
 @st.composite
 def parquet_exports(draw: st.DrawFn) -> Export:
-    """A Parquet export of 1–40 rows in one or more row groups, and its mapping (exit 2 when a
+    """A Parquet export of 1 to 40 rows in one or more row groups, and its mapping (exit 2 when a
     nested column or a number read as a date without an epoch format is mapped on purpose)."""
     shape = draw(shapes())
     count = draw(st.integers(1, 40))

@@ -47,11 +47,20 @@ def dry_run(tmp_path: Path, export: Export) -> tuple[Result, Path]:
     return result, out
 
 
+def strict_json(text: str) -> Any:
+    """``text`` parsed as standard JSON (Python's json would accept NaN and Infinity)."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def payload_rows(out: Path) -> list[int]:
-    """The source rows of payloads.jsonl."""
+    """The source rows of payloads.jsonl (each line one standard JSON object)."""
     path = out / "payloads.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    return [json.loads(line)["source_row"] for line in lines]
+    return [strict_json(line)["source_row"] for line in lines]
 
 
 def deadletter_rows(out: Path) -> list[int]:
