@@ -1,6 +1,7 @@
 """Bench: find the few rows to send in a big export whose keys the ledger mostly holds already.
 
     uv run python bench/delta.py [--rows 10000000] [--known 9990000] [--chunk 500000]
+    uv run python bench/delta.py --postgres      # the same against a throw-away PostgreSQL
 
 Builds (in a child process, timed separately, reused on later runs unless --rebuild) a ledger
 holding ``known`` delivered keys, then streams ``rows`` keys in chunks through
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.core.outcomes import SEND_STATUSES
+from pipelines.core.state_location import StateLocation
 from pipelines.state.ledger import Ledger
 
 TARGET = "https://bench.invalid"
@@ -104,7 +106,40 @@ def build(path: Path, rows: int, known: int, chunk: int, seed: int) -> None:
     db.close()
 
 
-def find(path: Path, rows: int, known: int, chunk: int, seed: int) -> dict[str, float | int]:
+def build_postgres(location: StateLocation, rows: int, known: int, chunk: int, seed: int) -> None:
+    """Fill a fresh PostgreSQL state with the known keys as delivered (COPY, key order)."""
+    import psycopg
+
+    with Ledger(location, TARGET):
+        pass  # creates the schema and the target row
+    assert location.url is not None
+    with psycopg.connect(location.url.get_secret_value(), autocommit=True) as conn:
+        conn.execute("TRUNCATE deliveries")
+        run = conn.execute("INSERT INTO runs (run_id) VALUES ('bench-build') RETURNING id")
+        run_id = run.fetchone()[0]  # type: ignore[index]
+        now = int(time.time())
+        parts = [(k[~n], b[~n]) for k, b, n in chunks(rows, known, chunk, seed)]
+        keys = np.concatenate([k for k, _ in parts])
+        bodies = np.concatenate([b for _, b in parts])
+        del parts
+        halves = keys.view(">u8").reshape(-1, 2)
+        order = np.lexsort((halves[:, 1], halves[:, 0]))
+        columns = "target_id, key, outcome, body_hash, attempts, run, http_status, updated_at"
+        target = conn.execute("SELECT id FROM targets").fetchone()[0]  # type: ignore[index]
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(f"COPY deliveries ({columns}) FROM STDIN") as copy,
+        ):
+            for i in order:
+                copy.write_row(
+                    (target, keys[i].tobytes(), 2, bodies[i].tobytes(), 1, run_id, 201, now)
+                )
+        conn.execute("ANALYZE deliveries")
+
+
+def find(
+    path: Path | StateLocation, rows: int, known: int, chunk: int, seed: int
+) -> dict[str, float | int]:
     """Stream the export through classify; time it and check the answer."""
     classify_s = 0.0
     first_s = 0.0
@@ -145,8 +180,12 @@ def main() -> None:
     parser.add_argument("--path", type=Path, default=Path("bench/out/delta-ledger.sqlite"))
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--postgres", action="store_true", help="a throw-away PostgreSQL state")
     args = parser.parse_args()
     shape = {"rows": args.rows, "known": args.known, "chunk": args.chunk, "seed": args.seed}
+    if args.postgres:
+        postgres_bench(shape)
+        return
     if args.build_only:
         build(args.path, **shape)
         return
@@ -173,6 +212,24 @@ def main() -> None:
     result = find(args.path, **shape)
     print(f"rss before find: {baseline:.0f} MB")
     print(json.dumps(result))
+
+
+
+def postgres_bench(shape: dict[str, int]) -> None:
+    """Build the state in a throw-away PostgreSQL cluster (tests/postgres_server.py), then find."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.postgres_server import running_postgres
+
+    with running_postgres() as url:
+        location = StateLocation.parse(url)
+        started = time.perf_counter()
+        build_postgres(location, **shape)
+        print(
+            f"build: {shape['known']:,} delivered keys in PostgreSQL in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        print(json.dumps(find(location, **shape)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from pipelines.sandbox import (
 
 SANDBOX_KEY = DEFAULT_API_KEY
 SANDBOX_ACCOUNT = DEFAULT_ACCOUNT_ID
+# The accounts the key reaches in the session's many-accounts sandbox (``tenants_sandbox``).
+TENANT_ACCOUNTS = ("tenant-a", "tenant-b", "tenant-c")
+TENANTS_RATE_LIMIT = (60, 1.0)  # low enough that a limiter per account would break it
 
 
 def sandbox_client(
@@ -75,3 +78,24 @@ def make_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
 def sandbox(make_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
     """A sandbox with default settings (key ``sandbox-key``, account ``sandbox-account``)."""
     return make_sandbox()
+
+
+@pytest.fixture(scope="session")
+def tenants_sandbox_session() -> Iterator[RunningSandbox]:
+    """One sandbox for the session whose key reaches ``TENANT_ACCOUNTS`` only (others: 403),
+    rate limited to ``TENANTS_RATE_LIMIT`` per key; use ``tenants_sandbox`` (reset per test)."""
+    running = start_sandbox(
+        SandboxConfig(account_ids=set(TENANT_ACCOUNTS), rate_limit=TENANTS_RATE_LIMIT)
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def tenants_sandbox(tenants_sandbox_session: RunningSandbox) -> RunningSandbox:
+    """The session's many-accounts sandbox with no completions, request log or rate windows."""
+    tenants_sandbox_session.reset()
+    return tenants_sandbox_session
+
+
+from tests.state_stores import postgres_url, state_store  # noqa: E402, F401  (fixtures)

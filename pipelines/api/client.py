@@ -1,9 +1,9 @@
 """The StackOne client: async httpx pools behind one shared rate limiter, DESIGN §7 retries.
 
 ``submit`` sends one completion and turns every answer into a ``Result`` (or raises ``AuthError`` /
-``AbortError`` when the run must stop); ``deliver`` runs a ``WorkerPool`` over the submissions;
-``find_users``/``iter_all_users`` page through ``GET /unified/lms/users`` (``pages``: any list).
-The API key never appears in logs, exception texts, reprs or results.
+``AbortError`` when the run must stop; a 403 refuses its account); ``deliver`` runs a ``WorkerPool``
+over the submissions; ``find_users``/``iter_all_users`` page through ``GET /unified/lms/users``
+(``pages``: any list). The API key never appears in logs, exception texts, reprs or results.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from pipelines.api.account_refusals import RefusedAccounts
 from pipelines.api.client_stats import ClientStats
 from pipelines.api.completions import Result, Submission, unsendable
 from pipelines.api.connection_pools import open_pools, send_on_least_busy
@@ -84,6 +85,7 @@ class StackOneClient:
         self._backoff_base, self._backoff_max = backoff_base, backoff_max
         self._sleep, self._wall_clock, self._jitter = sleep, wall_clock, jitter
         self._redact = Redactor(secret)
+        self.refused = RefusedAccounts(self._redact, self.base_url)  # accounts answered 403
         self._unreachable = UnreachableGuard(self.base_url, max_attempts)
         self._pools = open_pools(
             self.base_url,
@@ -148,20 +150,22 @@ class StackOneClient:
         *,
         stop: asyncio.Event | None = None,
         on_unanswered: Callable[[Submission], None] | None = None,
+        isolate_accounts: bool = False,
     ) -> None:
         """Submit everything with ``concurrency`` workers, calling ``on_result`` as each ends.
 
         On an abort (401/403/501), an error in ``on_result`` or the source, or ``stop`` being set:
         take no new rows, let requests in flight finish (and report them), then return — or
-        re-raise the first error. Rows left without a result are not reported to ``on_result``
-        (the caller marks them pending); ``on_unanswered`` gets those among them that may have
-        reached the API all the same (a request got no answer or a 5xx): they stay in doubt.
+        re-raise the first error. Rows left without a result are not reported (the caller marks
+        them pending); ``on_unanswered`` gets those that may have reached the API (in doubt).
+        ``isolate_accounts``: a 403 fails its account's rows (``http_403``), the others go on.
         """
         if stop is not None and stop.is_set():
             return
         workers = WorkerPool(
-            self._submit, self.concurrency, on_result, stop=stop, on_unanswered=on_unanswered
-        )
+            self._submit, self.concurrency, on_result, stop=stop, on_unanswered=on_unanswered,
+            isolate_accounts=isolate_accounts,
+        )  # fmt: skip
         await workers.run(submissions)
 
     async def _submit(self, submission: Submission, halt: Halt | None) -> Result:
@@ -181,13 +185,9 @@ class StackOneClient:
     # -- users --------------------------------------------------------------------------------
 
     async def find_users(
-        self,
-        account_id: str,
-        *,
-        email: str | None = None,
-        external_reference: str | None = None,
-        page_size: int = 100,
-    ) -> list[dict[str, Any]]:
+        self, account_id: str, *, email: str | None = None,
+        external_reference: str | None = None, page_size: int = 100,
+    ) -> list[dict[str, Any]]:  # fmt: skip
         """Users matching exactly one of ``email`` / ``external_reference`` (all pages)."""
         filters = user_filter(email, external_reference)
         return [user async for user in self.pages(USERS_PATH, account_id, page_size, filters)]
@@ -215,23 +215,22 @@ class StackOneClient:
     # -- one request with retries ---------------------------------------------------------------
 
     async def _request(
-        self,
-        method: str,
-        path: str,
-        account_id: str,
-        *,
-        params: dict[str, str] | None = None,
-        content: bytes | None = None,
-        halt: Halt | None = None,
-    ) -> Answer:
-        """Send through the limiter, waiting out 429/408 and retrying 5xx and transport errors."""
+        self, method: str, path: str, account_id: str, *, params: dict[str, str] | None = None,
+        content: bytes | None = None, halt: Halt | None = None,
+    ) -> Answer:  # fmt: skip
+        """Send through the limiter, waiting out 429/408 and retrying 5xx and transport errors;
+        nothing is sent for an account answered 403 (``AccountRefused``)."""
         headers = {"x-account-id": account_id}
         if content is not None:
             headers["Content-Type"] = "application/json"
         options: dict[str, Any] = {"params": params, "content": content, "headers": headers}
         tries = Tries()
         while True:
-            slot = await wait_unless_halted(self.limiter.hold(), halt, maybe_sent=tries.failures > 0)
+            self.refused.check(account_id, tries.attempts)  # refused: no slot, no send
+            slot = await wait_unless_halted(
+                self.limiter.hold(), halt, maybe_sent=tries.failures > 0
+            )
+            self.refused.check(account_id, tries.attempts, slot)  # refused while it waited
             if halt is not None and halt.is_set:
                 slot.unused()
                 raise Halted(maybe_sent=tries.failures > 0)
@@ -251,6 +250,7 @@ class StackOneClient:
             else:
                 answer = await self._after_answer(response, method, tries, halt)
             if answer is not None:
+                self.refused.check_answer(answer, account_id)
                 return answer
 
     async def _after_no_answer(
@@ -281,6 +281,7 @@ class StackOneClient:
             if tries.throttled >= MAX_THROTTLED:
                 return Answer(response, tries.attempts, exhausted=True)
             pause = retry_after(response, self._wall_clock)
+            self.stats.pauses.append(pause)
             logger.info("HTTP %d: pausing all requests for %.1f s", status, pause)
             self.limiter.pause(pause)
             return None

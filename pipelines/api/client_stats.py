@@ -16,4 +16,5 @@ class ClientStats:
     retries: int = 0
     status_429: int = 0
     transport_errors: int = 0
+    pauses: list[float] = field(default_factory=list)  # seconds of each 429/408 Retry-After pause
     by_status: Counter[int] = field(default_factory=Counter)

@@ -1,6 +1,7 @@
 """From an HTTP answer to a ``Result`` or an error (DESIGN §7): codes, terminal statuses, messages.
 
 401/403 (``AuthError``) and 501 (``AbortError``) stop the run; other failures become row codes.
+The client meets a 403 first: it names one account (``account_refusals``), whose rows then fail.
 """
 
 from __future__ import annotations

@@ -8,9 +8,13 @@ the state store so that nightly runs do not look up the same people again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
+from typing import Any, cast
 
 from pipelines.api.client import StackOneClient
+from pipelines.api.endpoints import USERS_PATH
+from pipelines.core.errors import AccountRefused
 from pipelines.state.user_cache import Kind, UserCache
 
 PAGE_SIZE = 100
@@ -84,13 +88,34 @@ class UserResolver:
         return listed
 
 
+async def unreachable_accounts(client: StackOneClient, accounts: Iterable[str]) -> dict[str, str]:
+    """The accounts the key cannot reach (answered 403), with the server's message: one cheap
+    authenticated request each (the first page of the user list, one user long). A 401 raises."""
+    refused: dict[str, str] = {}
+    for account in sorted(set(accounts)):
+        try:
+            pages = cast(
+                AsyncGenerator[dict[str, Any], None], client.pages(USERS_PATH, account, 1, {})
+            )
+            async with aclosing(pages) as users:  # closed after one page: no second request
+                async for _ in users:
+                    break  # one page is enough: the account answered
+        except AccountRefused as exc:
+            refused[account] = exc.server_message
+    return refused
+
+
 async def check_remote(
     resolver: UserResolver, kind: Kind | None, users: dict[str, set[str]]
 ) -> dict[str, object]:
-    """Which of the users a dry run would send to do not exist (each looked up once)."""
+    """Which accounts of a dry run the key cannot reach (each looked up once, before any user),
+    and which of the users it would send to do not exist (each looked up once)."""
+    refused = await unreachable_accounts(resolver.client, users)
     missing: list[str] = []
     checked = 0
     for account, values in sorted(users.items()):
+        if account in refused:
+            continue
         checked += len(values)
         if kind is None:
             known = {str(u["id"]) async for u in resolver.client.iter_all_users(account, PAGE_SIZE)}
@@ -98,4 +123,10 @@ async def check_remote(
         else:
             found = await resolver.resolve(account, kind, values)
             missing += [f"{account}/{v}" for v, uid in sorted(found.items()) if uid is None]
-    return {"users_checked": checked, "missing_count": len(missing), "missing": missing[:100]}
+    return {
+        "accounts_checked": len(users),
+        "unreachable_accounts": refused,
+        "users_checked": checked,
+        "missing_count": len(missing),
+        "missing": missing[:100],
+    }

@@ -1,7 +1,9 @@
 """``deliver``'s worker pool: a producer fills a bounded queue, ``concurrency`` workers submit from it.
 
 An abort, an error in the source or in ``on_result``, or ``stop`` ends a run in order: no new rows,
-requests in flight finish and are reported, then the first error is re-raised.
+requests in flight finish and are reported, then the first error is re-raised. With
+``isolate_accounts`` a 403 (``AccountRefused``) is no abort: that account's rows fail with
+``http_403`` (reported as results) and the other accounts' rows go on.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 
+from pipelines.api.account_refusals import refused_result
 from pipelines.api.completions import Result, Submission
 from pipelines.api.halt import Halt, Halted
 from pipelines.api.retry_policy import Unreachable
+from pipelines.core.errors import AccountRefused
 
 __all__ = ["WorkerPool"]
 
@@ -34,8 +38,10 @@ class WorkerPool:
         *,
         stop: asyncio.Event | None = None,
         on_unanswered: Callable[[Submission], None] | None = None,
+        isolate_accounts: bool = False,
     ) -> None:
         self._submit = submit
+        self._isolate_accounts = isolate_accounts
         self._concurrency = concurrency
         self._on_result = on_result
         self._stop = stop
@@ -116,6 +122,11 @@ class WorkerPool:
                 if halted.maybe_sent:
                     self._in_doubt(submission)
                 return
+            except AccountRefused as refused:
+                if not self._isolate_accounts:
+                    self._fail(refused)
+                    return
+                result = refused_result(submission, refused)  # its account only: go on
             except Exception as exc:
                 if isinstance(exc, Unreachable):
                     self._in_doubt(submission)

@@ -26,6 +26,7 @@ from pipelines.cli.jobs_command import (
 from pipelines.cli.ledger_command import ledger_command
 from pipelines.cli.replay_command import replay_command
 from pipelines.cli.run_command import run_command
+from pipelines.cli.state_command import state_app
 from pipelines.core.rate_limit import parse_rate_limit
 from pipelines.core.settings import (
     environment,
@@ -55,7 +56,6 @@ DEMO_RUNS = [
     ),
     (CONFIG / "moodle_scorm_tracks.yaml", SAMPLES / "moodle_scorm_tracks.parquet"),
 ]
-
 
 
 run = run_command(
@@ -115,16 +115,22 @@ def sandbox(
     store_repeats: Annotated[
         bool, typer.Option(help="Store an exact repeat as a new record instead of answering 409.")
     ] = False,
+    account: Annotated[
+        list[str] | None,
+        typer.Option(help="An account the key reaches (repeat for several); others get 403."),
+    ] = None,
 ) -> None:
     """Serve the local StackOne sandbox API (key sandbox-key, account sandbox-account).
 
     Example: lms-sync sandbox --port 8080 --rate-limit 300/10s --latency-ms 300,3000 --fault-rate 0.02
+    Several accounts: lms-sync sandbox --account tenant-a --account tenant-b
     """
     # lazy: the sandbox pulls in FastAPI and uvicorn, which other commands should not pay for
-    from pipelines.sandbox import SandboxConfig, parse_latency, serve_forever
+    from pipelines.sandbox import DEFAULT_ACCOUNT_ID, SandboxConfig, parse_latency, serve_forever
 
     try:
         config = SandboxConfig(
+            account_ids=set(account or [DEFAULT_ACCOUNT_ID]),
             rate_limit=parse_rate_limit(rate_limit),
             latency=parse_latency(latency_ms),
             fault_rate=fault_rate,
@@ -152,12 +158,15 @@ def demo(
     """
     from pipelines.sandbox import DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY, Sandbox  # lazy: start-up
 
-    with Sandbox() as running, scoped_environment(
-        {
-            "STACKONE_BASE_URL": running.base_url,
-            "STACKONE_API_KEY": DEFAULT_API_KEY,
-            "STACKONE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-        }
+    with (
+        Sandbox() as running,
+        scoped_environment(
+            {
+                "STACKONE_BASE_URL": running.base_url,
+                "STACKONE_API_KEY": DEFAULT_API_KEY,
+                "STACKONE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+            }
+        ),
     ):
         console.print(f"sandbox API at {running.base_url}", highlight=False)
         aborted = False
@@ -191,6 +200,7 @@ app.command("nightly")(nightly_command)
 app.command("backfill")(backfill_command)
 app.command("import")(import_command)
 app.command("serve")(serve_command)
+app.add_typer(state_app, name="state")
 
 
 def main() -> None:

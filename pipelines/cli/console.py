@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.output.account_counts import account_table
 from pipelines.output.report import OUTCOMES, RunReport
 
 console = Console(stderr=True, soft_wrap=True)
@@ -54,10 +55,12 @@ def print_summary(summary: dict[str, Any], folder: Path | None, json_output: boo
             table.add_row(name, f"{summary['outcomes'][name]:,}")
     table.add_row("[bold]rows read[/bold]", f"[bold]{summary['rows_read']:,}[/bold]")
     console.print(table)
+    _print_accounts(summary)
     if summary.get("estimate"):
         console.print(f"a real run: {summary['estimate']['text']}", highlight=False)
     remote = summary.get("remote_check")
     if remote:
+        _print_unreachable(remote.get("unreachable_accounts") or {})
         shown = ", ".join(remote["missing"][:10]) + (" …" if remote["missing_count"] > 10 else "")
         console.print(
             f"remote check: {remote['users_checked']:,} users looked up, "
@@ -68,3 +71,27 @@ def print_summary(summary: dict[str, Any], folder: Path | None, json_output: boo
         reasons = ", ".join(f"{code} {count:,}" for code, count in summary["reasons"].items())
         console.print(f"reasons: {reasons}", highlight=False)
     console.print(f"run folder: {folder}  ({summary['rows_per_second']:,} rows/s)", highlight=False)
+
+
+def _print_accounts(summary: dict[str, Any]) -> None:
+    """Rows per account (a mapping that reads the account from a column), and refused accounts."""
+    refused: dict[str, str] = summary.get("refused_accounts") or {}
+    if summary.get("accounts"):
+        header, rows = account_table(summary["accounts"], refused)
+        table = Table(show_edge=False, box=None, padding=(0, 2))
+        for i, name in enumerate(header):
+            table.add_column(name, justify="right" if i else "left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for account, message in refused.items():
+        console.print(f"account {account!r} refused (HTTP 403): {message}", highlight=False)
+
+
+def _print_unreachable(unreachable: dict[str, str]) -> None:
+    """The accounts a ``--check-remote`` dry run found the API key cannot reach."""
+    for account, message in unreachable.items():
+        console.print(
+            f"remote check: account {account!r} is not reachable with this API key: {message}",
+            highlight=False,
+        )

@@ -37,8 +37,9 @@ def run_request(
     Settings and the API key are checked first, before Prefect's server start costs seconds.
     """
     settings = request.settings()
+    options = request.options(settings)  # SettingsError: --ledger and a state URL both given
     if api_key_block is None:
-        require_api_key(settings, request.options())
+        require_api_key(settings, options)
     use_prefect = prefect or prefect_api_configured()
     show = progress and console.is_terminal and not use_prefect
 

@@ -13,8 +13,14 @@ from rich.table import Table
 
 from pipelines.cli.console import console, fail
 from pipelines.cli.execution import run_request
-from pipelines.cli.options import DryRunOpt, LedgerOpt, MappingOpt, MaxInvalidPctOpt
-from pipelines.core.settings import DEFAULT_LEDGER, prefect_api_configured, use_prefect_defaults
+from pipelines.cli.options import (
+    DryRunOpt,
+    LedgerOpt,
+    MappingOpt,
+    MaxInvalidPctOpt,
+    StateBlockOpt,
+)
+from pipelines.core.settings import prefect_api_configured, use_prefect_defaults
 from pipelines.orchestration.engine import execute_job
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import JOB_COLUMNS, JobSummary
@@ -32,11 +38,12 @@ def nightly_command(
     landing: Annotated[str, typer.Argument(help="Landing directory or glob of exports.")],
     mapping: MappingOpt,
     out: JobOutOpt = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     dry_run: DryRunOpt = False,
     max_invalid_pct: MaxInvalidPctOpt = None,
     prefect: JobPrefectOpt = False,
     api_key_block: BlockOpt = None,
+    state_block: StateBlockOpt = None,
 ) -> None:
     """Process the exports in LANDING not processed before (content fingerprints), oldest first.
 
@@ -54,6 +61,7 @@ def nightly_command(
         max_invalid_pct,
         prefect,
         api_key_block,
+        state_block,
     )
 
 
@@ -61,11 +69,12 @@ def backfill_command(
     sources: Annotated[list[str], typer.Argument(help="Files, directories (partitions) or globs.")],
     mapping: MappingOpt,
     out: JobOutOpt = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     dry_run: DryRunOpt = False,
     max_invalid_pct: MaxInvalidPctOpt = None,
     prefect: JobPrefectOpt = False,
     api_key_block: BlockOpt = None,
+    state_block: StateBlockOpt = None,
 ) -> None:
     """Deliver a history of many files, one run per file, with progress and an ETA.
 
@@ -74,8 +83,9 @@ def backfill_command(
     Example: lms-sync backfill 'exports/year=2024/**/*.parquet' -m config/mappings/moodle_scorm_tracks.yaml
     """
     _run_job(
-        "backfill", sources, mapping, out, ledger, dry_run, max_invalid_pct, prefect, api_key_block
-    )
+        "backfill", sources, mapping, out, ledger, dry_run, max_invalid_pct, prefect,
+        api_key_block, state_block,
+    )  # fmt: skip
 
 
 def import_command(
@@ -83,7 +93,7 @@ def import_command(
     mapping: MappingOpt,
     send: Annotated[bool, typer.Option("--send", help="Deliver (default: dry run).")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder.")] = None,
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     preview: Annotated[int, typer.Option(help="Payloads to show.")] = 10,
     prefect: JobPrefectOpt = False,
 ) -> None:
@@ -92,7 +102,11 @@ def import_command(
     Example: lms-sync import ~/Downloads/transcript.csv -m config/mappings/cornerstone_transcript.yaml
     """
     request = RunRequest(
-        [str(source)], str(mapping), out=str(out) if out else None, dry_run=not send, ledger=str(ledger)
+        [str(source)],
+        str(mapping),
+        out=str(out) if out else None,
+        dry_run=not send,
+        ledger=str(ledger) if ledger else None,
     )
     try:
         report = run_request(request, prefect=prefect)
@@ -120,8 +134,9 @@ def serve_command(
     mapping: MappingOpt,
     cron: Annotated[str, typer.Option(help="Schedule (cron, UTC).")] = "0 2 * * *",
     name: Annotated[str, typer.Option(help="Deployment name.")] = "nightly",
-    ledger: LedgerOpt = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     api_key_block: BlockOpt = None,
+    state_block: StateBlockOpt = None,
 ) -> None:
     """Serve the nightly_sync flow on a cron schedule (Prefect serve; runs until stopped).
 
@@ -136,8 +151,9 @@ def serve_command(
         parameters={
             "landing": landing,
             "mapping": str(mapping.resolve()),
-            "ledger": str(ledger.resolve()),
+            "ledger": str(ledger.resolve()) if ledger else None,
             "api_key_block": api_key_block,
+            "state_block": state_block,
         },
     )
 
@@ -147,19 +163,21 @@ def _run_job(
     patterns: list[str],
     mapping: Path,
     out: Path | None,
-    ledger: Path,
+    ledger: Path | None,
     dry_run: bool,
     max_invalid_pct: float | None,
     prefect: bool,
     api_key_block: str | None,
+    state_block: str | None,
 ) -> None:
     request = RunRequest(
         patterns,
         str(mapping),
         out=str(out) if out else None,
         dry_run=dry_run,
-        ledger=str(ledger),
+        ledger=str(ledger) if ledger else None,
         max_invalid_pct=max_invalid_pct,
+        state_block=state_block,
     )
     use_prefect = prefect or prefect_api_configured()
     try:

@@ -1,10 +1,6 @@
-"""``lms-sync ledger``: look into the delivery ledger and fix its state by hand (DESIGN §7).
-
-It shows keys per outcome and looks up one key, or the key of one source row. The row's key is
-computed by the pipeline's own check step, so it is exactly the key a run would use. It can also
-forget keys (the next run sends them again) and lift ``gave_up`` (``--retry-failed``). Changes
-take the ledger's run lock, so they never race a running delivery.
-"""
+"""``lms-sync ledger``: look into the delivery ledger and fix its state by hand (DESIGN §7): keys
+per outcome, one key or the key of one source row (computed by the pipeline's own check step),
+forget keys, lift ``gave_up``; changes take the run lock, so they never race a delivery."""
 
 from __future__ import annotations
 
@@ -23,13 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.cli.console import fail, settings_error
+from pipelines.cli.options import LedgerOpt
 from pipelines.core.errors import SourceError
 from pipelines.core.settings import DEFAULT_LEDGER, environment, load_settings
+from pipelines.core.state_location import StateLocation, resolve_state
 from pipelines.output.run_folder import new_run_id
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import load_mapping, plan_run
 from pipelines.source.batches import SourceBatch
 from pipelines.state.ledger import Ledger
+from pipelines.state.state_migrations import state_exists
 from transforms.errors import LmsSyncError
 from transforms.mapping import MappingSpec
 
@@ -104,7 +103,7 @@ def read_key_file(path: Path) -> list[str]:
 
 
 def ledger_command(
-    ledger: Annotated[Path, typer.Option(help="State ledger (SQLite).")] = DEFAULT_LEDGER,
+    ledger: LedgerOpt = None,
     target: Annotated[
         str | None, typer.Option(help="Target base URL [default: STACKONE_BASE_URL or StackOne].")
     ] = None,
@@ -151,9 +150,10 @@ def ledger_command(
     found = True
     try:
         settings = load_settings(base_url=target)
-        keys, lookup_key = _checked_arguments(ledger, key, forget, forget_file)
+        store = resolve_state(ledger, settings.state_url, DEFAULT_LEDGER)
+        keys, lookup_key = _checked_arguments(store, key, forget, forget_file)
         row_of = _source_row_key(source_row, mapping, settings.account_id, env)
-        with Ledger(ledger, settings.target) as state:
+        with Ledger(store, settings.target) as state:
             result["target"] = state.target
             _change(state, keys, retry_failed, wait, result)
             found = _look_up(state, lookup_key, row_of, result)
@@ -165,11 +165,11 @@ def ledger_command(
 
 
 def _checked_arguments(
-    ledger: Path, key: str | None, forget: list[str] | None, forget_file: Path | None
+    store: StateLocation, key: str | None, forget: list[str] | None, forget_file: Path | None
 ) -> tuple[list[str], str | None]:
-    """The keys to forget and the key to look up, once the ledger file is known to exist."""
-    if not ledger.exists():
-        raise SourceError(ledger, "no ledger here (a delivering run creates it)")
+    """The keys to forget and the key to look up, once the state is known to exist."""
+    if not state_exists(store):
+        raise SourceError(store.display, "no ledger here (a delivering run creates it)")
     keys = _checked_keys([*(forget or []), *(read_key_file(forget_file) if forget_file else [])])
     lookup_key = _checked_keys([key])[0] if key else None
     return keys, lookup_key

@@ -19,7 +19,16 @@ RateLimitOpt = Annotated[
     str | None, typer.Option(help="N/Ss, e.g. 950/60s (env LMS_SYNC_RATE_LIMIT).")
 ]
 ConcurrencyOpt = Annotated[int | None, typer.Option(help="Requests in flight at once.")]
-LedgerOpt = Annotated[Path, typer.Option(help="State ledger (SQLite).")]
+LedgerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="SQLite state file (default data/state/ledger.sqlite); a state URL instead: "
+        "env LMS_SYNC_STATE_URL (sqlite:///PATH or postgresql://…) or --state-block."
+    ),
+]
+StateBlockOpt = Annotated[
+    str | None, typer.Option(help="Prefect Secret block holding the state URL (runs as a flow).")
+]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait for another run holding the ledger.")]
 PrefectOpt = Annotated[
     bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")

@@ -24,9 +24,9 @@ from pipelines.cli.options import (
     PrefectOpt,
     QuietOpt,
     RateLimitOpt,
+    StateBlockOpt,
     WaitOpt,
 )
-from pipelines.core.settings import DEFAULT_LEDGER
 from pipelines.output.report import RunReport
 from pipelines.run.request import RunRequest
 
@@ -69,7 +69,8 @@ def run_command(
         base_url: BaseUrlOpt = None,
         rate_limit: RateLimitOpt = None,
         concurrency: ConcurrencyOpt = None,
-        ledger: LedgerOpt = DEFAULT_LEDGER,
+        ledger: LedgerOpt = None,
+        state_block: StateBlockOpt = None,
         wait: WaitOpt = False,
         prefect: PrefectOpt = False,
         max_invalid_pct: MaxInvalidPctOpt = None,
@@ -85,7 +86,7 @@ def run_command(
             replay=replay,
             out=str(out) if out else None,
             dry_run=dry_run,
-            ledger=str(ledger),
+            ledger=str(ledger) if ledger else None,
             wait=wait,
             max_invalid_pct=max_invalid_pct,
             check_remote=check_remote,
@@ -93,6 +94,7 @@ def run_command(
             rate_limit=rate_limit,
             concurrency=concurrency,
             resend_in_doubt=resend_in_doubt,
+            state_block=state_block,
         )
         report = run_and_summarise(
             request, prefect=prefect, quiet=quiet, json_output=json_output, keep_runs=keep_runs

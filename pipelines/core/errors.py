@@ -9,6 +9,7 @@
     ├── ApiError                 a user lookup was refused or ran out of retries row-level, exit 1
     └── AbortError               the API says stop: 501, unreachable, …          terminal, exit 3
         └── AuthError            the API key or account is refused (401/403)     terminal, exit 3
+            └── AccountRefused   one account is refused (403): its rows fail     row-level, exit 1
 
 Row problems (a malformed record, a bad value) are values, never these exceptions.
 """
@@ -21,6 +22,7 @@ from transforms.errors import LmsSyncError
 
 __all__ = [
     "AbortError",
+    "AccountRefused",
     "ApiError",
     "AuthError",
     "LockError",
@@ -75,6 +77,21 @@ class AbortError(LmsSyncError):
 
 class AuthError(AbortError):
     """The API key or account was refused (401/403): nothing more can succeed this run (exit 3)."""
+
+
+class AccountRefused(AuthError):
+    """A 403 names one account (``x-account-id``) the key cannot reach: that account's rows fail
+    with ``http_403`` and a run with other accounts goes on (exit 1); where nothing catches it,
+    it stops the run like any ``AuthError``. ``attempts``: requests this row sent (0: none)."""
+
+    def __init__(
+        self, account_id: str, server_message: str, base_url: str, attempts: int = 0
+    ) -> None:
+        super().__init__(f"HTTP 403 from {base_url}: {server_message}", http_status=403)
+        self.account_id = account_id
+        self.server_message = server_message
+        self.base_url = base_url
+        self.attempts = attempts
 
 
 class LockError(LmsSyncError):

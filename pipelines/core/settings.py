@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, field_serializer, field_validator, model_
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipelines.core.rate_limit import RateLimit, parse_rate_limit
+from pipelines.core.state_location import StateLocation
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -43,13 +44,15 @@ DEFAULT_BASE_URL = "https://api.stackone.com"
 DEFAULT_RATE_LIMIT = "950/60s"
 DEFAULT_LEDGER = Path("data/state/ledger.sqlite")
 DEFAULT_RUNS_DIR = Path("data/runs")
-USERS_CACHE_NAME = "users.sqlite"
+DEFAULT_STATE = StateLocation.sqlite(DEFAULT_LEDGER)
 # Prefect's temporary server: quiet, no UI, and enough time to start on a busy 2-core machine.
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_UI_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+    # The terminal shows Prefect's warnings only (the CLI prints its own summary); a run's log
+    # lines still reach the server at INFO, for the flow run's Logs tab.
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
 }
 _ENV_NAMES = {
     "api_key": "STACKONE_API_KEY",
@@ -89,6 +92,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1, le=100)
     backoff_base: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30.0, ge=0)
+    state_url: SecretStr | None = None  # LMS_SYNC_STATE_URL: sqlite:///path or postgresql://…
 
     def __init__(self, **values: Any) -> None:
         # Field names work as keywords too, without making LMS_SYNC_API_KEY & co. env sources.
@@ -111,6 +115,17 @@ class Settings(BaseSettings):
     def _blank_account_is_none(cls, value: Any) -> Any:
         if isinstance(value, str):
             return value.strip() or None
+        return value
+
+    @field_validator("state_url", mode="before")
+    @classmethod
+    def _check_state_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            if not text.strip():
+                return None
+            StateLocation.parse(text)  # ValueError names the problem, never the password
+            return SecretStr(text.strip())
         return value
 
     @field_validator("rate_limit", mode="before")
@@ -162,16 +177,11 @@ class RunOptions:
 
     out: Path | None = None
     dry_run: bool = False
-    ledger_path: Path = DEFAULT_LEDGER
+    state: StateLocation = DEFAULT_STATE
     wait: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
     resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer
-
-    @property
-    def users_cache_path(self) -> Path:
-        """The user cache lives beside the ledger."""
-        return self.ledger_path.with_name(USERS_CACHE_NAME)
 
 
 def environment() -> dict[str, str]:

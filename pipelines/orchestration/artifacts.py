@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from pipelines.output.account_counts import account_table
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import JOB_COLUMNS, JobSummary
 
@@ -28,12 +30,26 @@ def summary_markdown(report: RunReport) -> str:
         lines += ["| reason | rows |", "|---|---:|"]
         lines += [f"| {code} | {count:,} |" for code, count in summary["reasons"].items()]
         lines.append("")
+    lines += _accounts_markdown(summary)
     if summary["aborted"]:
         lines.append(f"**Stopped early:** {summary['aborted']}")
     lines.append(
         f"Dead-letter: `{summary['deadletter'].get('csv', '')}` · run folder `{report.folder}`"
     )
     return "\n".join(lines)
+
+
+def _accounts_markdown(summary: dict[str, Any]) -> list[str]:
+    """Rows per account (the mapping's account column) and the accounts refused with 403."""
+    refused: dict[str, str] = summary.get("refused_accounts") or {}
+    lines: list[str] = []
+    if summary.get("accounts"):
+        header, rows = account_table(summary["accounts"], refused)
+        lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    lines += [f"**Account `{a}` refused (HTTP 403):** {m}" for a, m in refused.items()]
+    return lines + ([""] if refused else [])
 
 
 def job_markdown(summary: JobSummary) -> str:

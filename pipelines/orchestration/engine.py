@@ -26,7 +26,7 @@ async def execute_request(
     on_report: OnReport | None = None,
 ) -> RunReport:
     """Run one request: the ``sync_completions`` flow, or the same steps as plain functions."""
-    if use_prefect or api_key_block:
+    if use_prefect or api_key_block or request.state_block:
         use_prefect_defaults()
         from pipelines.orchestration.flows import sync_completions  # lazy: start-up time
         from pipelines.orchestration.states import result_of  # lazy: imports Prefect
@@ -35,7 +35,9 @@ async def execute_request(
         state = await sync_completions(**parameters, return_state=True)
         return await result_of(state, RunReport)
     settings = request.settings()
-    return await run_plan(request.plan(settings), settings, request.options(), on_report=on_report)
+    return await run_plan(
+        request.plan(settings), settings, request.options(settings), on_report=on_report
+    )
 
 
 async def execute_job(
@@ -48,7 +50,7 @@ async def execute_job(
     say: Say = print,
 ) -> JobSummary:
     """A nightly sync or backfill: the job's flow, or one plain run per file."""
-    if use_prefect or api_key_block:
+    if use_prefect or api_key_block or request.state_block:
         use_prefect_defaults()
         from pipelines.orchestration.flows import job_flow  # lazy: start-up time
         from pipelines.orchestration.states import result_of  # lazy: imports Prefect
@@ -62,4 +64,4 @@ async def execute_job(
         return await execute_request(request.for_file(path, options))
 
     files = job_files(job, patterns)
-    return await run_files(job, files, spec, settings, request.options(), run_one, say)
+    return await run_files(job, files, spec, settings, request.options(settings), run_one, say)

@@ -6,6 +6,7 @@ client, ledger and resolver inside, so each can be deployed (``prefect.yaml``) o
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,18 +14,20 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.states import Completed, State
 
-from pipelines.core.settings import DEFAULT_LEDGER, RunOptions
+from pipelines.core.settings import RunOptions
 from pipelines.orchestration.artifacts import job_markdown, summary_markdown
 from pipelines.orchestration.secret_blocks import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk
+from pipelines.run.delivery_slices import DeliverySlice
 from pipelines.run.execute import run_plan
 from pipelines.run.jobs import job_files, run_files
 from pipelines.run.plan import RunPlan
 from pipelines.run.request import RunRequest
+from pipelines.run.run_log import PROGRESS_SECONDS, RunHooks
 from transforms.validation import CheckedRows
 
 
@@ -39,12 +42,39 @@ def _run_name() -> str:
 
 @task(
     name="check_chunk",
-    task_run_name="check {chunk.source.name} rows {chunk.first_ordinal}+",
+    task_run_name="check {chunk.source.name} rows {chunk.first_row}+",
     cache_policy=NO_CACHE,
 )
 def check_chunk_task(chunk: Chunk, plan: RunPlan, now: datetime) -> CheckedRows:
     """Convert and validate one chunk (pure and cheap: no retries needed)."""
     return check_chunk(chunk, plan, now)
+
+
+@task(
+    name="deliver_slice",
+    task_run_name="deliver {piece.source} rows {piece.first_row}+",
+    cache_policy=NO_CACHE,
+)
+async def deliver_slice_task(piece: DeliverySlice) -> State:
+    """One slice of delivery on the timeline: from its first row handed to the client (whose one
+    pool of workers sends every row) to its last answer; its counts are the state's message and
+    result."""
+    counts = await piece.finished()
+    return Completed(message=piece.summary(), data=counts)
+
+
+def _watch_slice(piece: DeliverySlice) -> Awaitable[object]:
+    """Start the slice's task run (its final state, never an exception, ends the coroutine)."""
+    # Called from a running flow, an async task returns a coroutine (Prefect types it a State).
+    run: Awaitable[object] = deliver_slice_task(piece, return_state=True)  # type: ignore[assignment]
+    return run
+
+
+def run_hooks(progress_seconds: float) -> RunHooks:
+    """Log lines through this flow run's logger; each delivery slice a task run."""
+    return RunHooks(
+        log=get_run_logger(), progress_seconds=progress_seconds, watch_slice=_watch_slice
+    )
 
 
 @flow(name="sync_completions", flow_run_name=_run_name)
@@ -54,7 +84,7 @@ async def sync_completions(
     replay: bool = False,
     out: str | None = None,
     dry_run: bool = False,
-    ledger: str = str(DEFAULT_LEDGER),
+    ledger: str | None = None,
     wait: bool = False,
     max_invalid_pct: float | None = None,
     check_remote: bool = False,
@@ -62,20 +92,25 @@ async def sync_completions(
     rate_limit: str | None = None,
     concurrency: int | None = None,
     api_key_block: str | None = None,
+    state_block: str | None = None,
     resend_in_doubt: bool = False,
+    progress_seconds: float = PROGRESS_SECONDS,
 ) -> State:
-    """Dry run or delivery of the sources, with a run-summary artifact.
+    """Dry run or delivery of the sources, with log lines, a task run per delivery slice and a
+    run-summary artifact.
 
     The flow run ends Failed when the share of invalid + failed rows exceeds ``max_invalid_pct``
-    or the run was aborted, so Prefect notifications and automations can act on it.
+    or the run was aborted, so Prefect notifications and automations can act on it; with rows
+    dead-lettered within it, ``Completed with dead-letters`` and how many and why.
     """
     request = RunRequest(
         sources, mapping, replay, out, dry_run, ledger, wait, max_invalid_pct, check_remote,
-        base_url, rate_limit, concurrency, resend_in_doubt,
+        base_url, rate_limit, concurrency, resend_in_doubt, state_block,
     )  # fmt: skip
-    settings = await settings_with_secret(request.settings(), api_key_block)
+    settings = await settings_with_secret(request.settings(), api_key_block, request.state_block)
     plan = request.plan(settings)
-    report = await run_plan(plan, settings, request.options(), check=check_chunk_task)
+    hooks = run_hooks(progress_seconds)
+    report = await run_plan(plan, settings, request.options(settings), check=check_chunk_task, hooks=hooks)
     await acreate_markdown_artifact(
         key="lms-sync-run-summary",
         markdown=summary_markdown(report),
@@ -90,13 +125,14 @@ async def adhoc_import(
     mapping: str,
     send: bool = False,
     out: str | None = None,
-    ledger: str = str(DEFAULT_LEDGER),
+    ledger: str | None = None,
     api_key_block: str | None = None,
+    state_block: str | None = None,
 ) -> State:
     """One file: a dry run with payloads and dead-letter (``send`` delivers it)."""
     state = await sync_completions(
         [source], mapping, out=out, dry_run=not send, ledger=ledger,
-        api_key_block=api_key_block, return_state=True,
+        api_key_block=api_key_block, state_block=state_block, return_state=True,
     )  # fmt: skip
     return run_state(await result_of(state, RunReport))
 
@@ -106,13 +142,17 @@ async def nightly_sync(
     landing: str,
     mapping: str,
     out: str | None = None,
-    ledger: str = str(DEFAULT_LEDGER),
+    ledger: str | None = None,
     dry_run: bool = False,
     max_invalid_pct: float | None = None,
     api_key_block: str | None = None,
+    state_block: str | None = None,
 ) -> State:
     """Process the exports in a landing directory (or glob) not processed before, oldest first."""
-    request = RunRequest([landing], mapping, False, out, dry_run, ledger, False, max_invalid_pct)
+    request = RunRequest(
+        [landing], mapping, False, out, dry_run, ledger, False, max_invalid_pct,
+        state_block=state_block,
+    )  # fmt: skip
     return await _run_job("nightly_sync", [landing], request, api_key_block)
 
 
@@ -121,13 +161,17 @@ async def backfill(
     sources: list[str],
     mapping: str,
     out: str | None = None,
-    ledger: str = str(DEFAULT_LEDGER),
+    ledger: str | None = None,
     dry_run: bool = False,
     max_invalid_pct: float | None = None,
     api_key_block: str | None = None,
+    state_block: str | None = None,
 ) -> State:
     """Deliver many files (or a partitioned directory), one subflow per file; rerun to resume."""
-    request = RunRequest(sources, mapping, False, out, dry_run, ledger, False, max_invalid_pct)
+    request = RunRequest(
+        sources, mapping, False, out, dry_run, ledger, False, max_invalid_pct,
+        state_block=state_block,
+    )  # fmt: skip
     return await _run_job("backfill", sources, request, api_key_block)
 
 
@@ -139,6 +183,7 @@ async def job_flow(
         "mapping": request.mapping,
         "out": request.out,
         "ledger": request.ledger,
+        "state_block": request.state_block,
         "dry_run": request.dry_run,
         "max_invalid_pct": request.max_invalid_pct,
         "api_key_block": api_key_block,
@@ -153,15 +198,18 @@ async def _run_job(
 ) -> State:
     """One ``sync_completions`` subflow per file, a job artifact, and the job's final state."""
     logger = get_run_logger()
-    settings = await settings_with_secret(request.settings(), api_key_block)
+    settings = await settings_with_secret(request.settings(), api_key_block, request.state_block)
 
     async def run_one(path: Path, options: RunOptions) -> RunReport:
-        parameters = {**request.for_file(path, options).parameters(), "api_key_block": api_key_block}
+        parameters = {
+            **request.for_file(path, options).parameters(),
+            "api_key_block": api_key_block,
+        }
         return await result_of(await sync_completions(**parameters, return_state=True), RunReport)
 
     files = job_files(job, patterns)
     summary = await run_files(
-        job, files, request.spec(), settings, request.options(), run_one, logger.info
+        job, files, request.spec(), settings, request.options(settings), run_one, logger.info
     )
     await acreate_markdown_artifact(
         key=f"lms-sync-{job.replace('_', '-')}",

@@ -9,13 +9,18 @@ from prefect.states import Completed, Failed, State
 from pipelines.core.outcomes import RunStatus
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import JobSummary
+from pipelines.run.run_log import deadletter_line
 
 Result = TypeVar("Result")
 
 
+DEADLETTERED = "Completed with dead-letters"  # the state name Prefect shows for such a run
+
+
 def run_state(report: RunReport) -> State:
     """Failed when the run crashed or was aborted, or its invalid + failed share exceeds
-    ``max_invalid_pct``."""
+    ``max_invalid_pct``; ``Completed with dead-letters`` (saying how many and why) when rows were
+    dead-lettered within it (or none was given); else Completed."""
     if report.status is RunStatus.CRASHED:
         return Failed(
             message=f"run crashed: {report.error} (traceback: {report.traceback_path})",
@@ -29,6 +34,9 @@ def run_state(report: RunReport) -> State:
             message=f"{share:.2f}% of rows invalid or failed > {report.max_invalid_pct}%",
             data=report,
         )
+    deadlettered = deadletter_line(report)
+    if deadlettered is not None:
+        return Completed(message=deadlettered, name=DEADLETTERED, data=report)
     return Completed(data=report)
 
 

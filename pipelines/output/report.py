@@ -15,10 +15,12 @@ from typing import Any
 import orjson
 
 from pipelines.core.outcomes import OUTCOMES, RowOutcome, RunMode, RunStatus
+from pipelines.output.account_counts import AccountCounts, Accounts
 from pipelines.output.run_folder import open_private
 
 TRACEBACK_FILE = "traceback.txt"
 ERROR_CHARS = 500  # the one line naming a crash is bounded
+DEADLETTER_OUTCOMES = (RowOutcome.INVALID, RowOutcome.FAILED)  # the rows in the dead-letter file
 
 
 @dataclass
@@ -34,6 +36,7 @@ class RunReport:
     rows_read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    deadletter_reasons: Counter[str] = field(default_factory=Counter)  # invalid + failed only
     warnings: Counter[str] = field(default_factory=Counter)
     in_doubt_keys: list[str] = field(default_factory=list)
     changed_after_delivery: list[str] = field(default_factory=list)
@@ -47,17 +50,32 @@ class RunReport:
     estimate: dict[str, object] | None = None  # dry run: what a real run would cost
     max_invalid_pct: float | None = None
     remote_check: dict[str, object] | None = None  # dry run --check-remote: users not found
+    accounts: AccountCounts | None = None  # rows per account (the mapping's account column)
+    refused_accounts: dict[str, str] = field(default_factory=dict)  # 403: account → message
     folder: Path | None = None  # the run folder (not part of report.json)
     distinct_users: dict[str, set[str]] = field(default_factory=dict)  # not in report.json
 
-    def add(self, outcome: str, count: int = 1, reason: str | None = None) -> None:
-        """Count ``count`` rows ending in ``outcome`` (and, for duplicates and errors, why)."""
+    def add(
+        self, outcome: str, count: int = 1, reason: str | None = None, accounts: Accounts = ()
+    ) -> None:
+        """Count ``count`` rows ending in ``outcome`` (and, for duplicates and errors, why);
+        ``accounts`` names their account (one for all, or one per row) for ``accounts``."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         if count:
             self.outcomes[outcome] += count
             if reason:
                 self.reasons[reason] += count
+                if outcome in DEADLETTER_OUTCOMES:
+                    self.deadletter_reasons[reason] += count
+            if self.accounts is not None:
+                self.accounts.count(outcome, accounts, count)
+
+    def read(self, count: int, accounts: Accounts = ()) -> None:
+        """Count ``count`` rows read (``accounts``: their account, one for all or one per row)."""
+        self.rows_read += count
+        if self.accounts is not None:
+            self.accounts.count_read(accounts, count)
 
     @property
     def balanced(self) -> bool:
@@ -73,7 +91,11 @@ class RunReport:
 
     def settle_rest(self) -> None:
         """Rows read that have no outcome yet (the run stopped mid-chunk) are ``pending``."""
+        accounts, self.accounts = self.accounts, None  # counted per account below
         self.add(RowOutcome.PENDING, max(self.rows_read - sum(self.outcomes.values()), 0))
+        self.accounts = accounts
+        if accounts is not None:
+            accounts.settle_rest()
 
     def crashed(self, exc: BaseException, redact: Callable[[str], str] | None = None) -> None:
         """An unexpected error ends the run: name it in one line, save its traceback (owner-only)
@@ -123,6 +145,8 @@ class RunReport:
             "traceback": str(self.traceback_path) if self.traceback_path else None,
             **({"estimate": self.estimate} if self.estimate is not None else {}),
             **({"remote_check": self.remote_check} if self.remote_check is not None else {}),
+            **({"accounts": self.accounts.as_dict()} if self.accounts is not None else {}),
+            **({"refused_accounts": self.refused_accounts} if self.refused_accounts else {}),
             "problem_share_pct": round(self.problem_share() * 100, 3),
         }
 

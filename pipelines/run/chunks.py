@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,19 +29,30 @@ class Chunk:
     first_ordinal: int  # position of the batch's first row among all rows of the run
 
     @property
+    def first_row(self) -> int:
+        """1-based record number of the chunk's first row in its file (0: an empty chunk)."""
+        rows = self.batch.rows
+        return int(rows[0].as_py()) if len(rows) else 0
+
+    @property
     def ordinals(self) -> pa.Array:
         """Run-wide position of every row (used by ``repeats: last``)."""
         start = self.first_ordinal
         return pa.array(np.arange(start, start + self.batch.table.num_rows, dtype=np.int64))
 
 
-def iter_chunks(plan: RunPlan) -> Iterator[Chunk]:
-    """Stream every source in record batches, numbering rows across the whole run."""
+def iter_chunks(
+    plan: RunPlan, on_file: Callable[[int, Path], None] | None = None
+) -> Iterator[Chunk]:
+    """Stream every source in record batches, numbering rows across the whole run;
+    ``on_file(index, path)`` is told as each file starts."""
     if sum(path.stat().st_size for path in plan.sources) >= LARGE_INPUT_BYTES:
         # Loading the vectorised key hasher costs seconds; worth it only for big inputs.
         threading.Thread(target=warm_kernel, name="warm-key-kernel", daemon=True).start()
     ordinal = 0
-    for path in plan.sources:
+    for index, path in enumerate(plan.sources):
+        if on_file is not None:
+            on_file(index, path)
         for source, batch in _source_batches(path, plan):
             yield Chunk(source, batch, ordinal)
             ordinal += batch.table.num_rows

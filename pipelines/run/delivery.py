@@ -23,9 +23,11 @@ from pipelines.output.run_folder import new_run_id, run_folder
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.crash_recording import Redact, record_errors
 from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
+from pipelines.run.delivery_watch import DeliveryWatch
 from pipelines.run.plan import RunPlan
 from pipelines.run.reconcile import Reconciler
 from pipelines.run.repeats import RepeatTracker
+from pipelines.run.run_log import RunHooks, file_logger
 from pipelines.run.settle import prime_repeats, settle_chunk
 from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
@@ -49,6 +51,7 @@ async def deliver_run(
     on_report: Callable[[RunReport], None] | None = None,
     resend_in_doubt: bool = False,
     redact: Redact | None = None,
+    hooks: RunHooks | None = None,
 ) -> RunReport:
     """Deliver every valid row of the plan's sources; the report is written however it ends.
 
@@ -78,9 +81,10 @@ async def deliver_run(
         reconciler=Reconciler(client, ledger, client.concurrency),
         resend_in_doubt=resend_in_doubt,
     )
+    watch = DeliveryWatch(hooks or RunHooks(), sink, client.stats)
     try:
         with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
-            await _send_all(plan, client, sink, check, stop, started)
+            await _send_all(plan, client, watch, check, stop, started)
     finally:
         stats = client.stats
         report.requests_sent, report.status_429, report.retries = (
@@ -97,20 +101,27 @@ async def deliver_run(
 async def _send_all(
     plan: RunPlan,
     client: StackOneClient,
-    sink: DeliverySink,
+    watch: DeliveryWatch,
     check: Check,
     stop: asyncio.Event,
     started: datetime,
 ) -> None:
     """Read and check chunks in one task while the client's workers send; settle what is left."""
-    report = sink.report
-    producer = asyncio.create_task(_produce(plan, sink, check, stop, started))
+    sink, report = watch.sink, watch.report
+    report.accounts = plan.account_counts()  # rows per account, when a column names it
+    producer = asyncio.create_task(_produce(plan, watch, check, stop, started))
     try:
-        await client.deliver(
-            sink.submissions(), sink.on_result, stop=stop, on_unanswered=sink.on_unanswered
-        )
+        async with watch.progress():  # a progress line every ~30 s while rows are sent
+            await client.deliver(  # a 403 fails its account's rows (http_403); the others go on
+                watch.submissions(),
+                watch.on_result,
+                stop=stop,
+                on_unanswered=sink.on_unanswered,
+                isolate_accounts=True,
+            )
     except LmsSyncError as exc:
         report.aborted = str(exc)
+        watch.aborting(report.aborted)
         stop.set()
     finally:
         if not producer.done():
@@ -124,19 +135,21 @@ async def _send_all(
                 report.aborted = "interrupted"
             sink.flush()
             sink.settle_unsent()
+            await watch.close()  # every delivery slice ends (rows without an answer pending)
+            report.refused_accounts = dict(sorted(client.refused.messages.items()))
 
 
 async def _produce(
-    plan: RunPlan, sink: DeliverySink, check: Check, stop: asyncio.Event, started: datetime
+    plan: RunPlan, watch: DeliveryWatch, check: Check, stop: asyncio.Event, started: datetime
 ) -> None:
     """Feed the sink chunk by chunk, never more than a chunk ahead of what has been sent."""
-    report, tracker = sink.report, RepeatTracker(plan.spec.repeats)
+    sink, report, tracker = watch.sink, watch.report, RepeatTracker(plan.spec.repeats)
     try:
         # Loading a big ledger's keys takes seconds: off the event loop, before any request.
         await asyncio.to_thread(sink.ledger.preload)
         if plan.spec.repeats == "last":
             await asyncio.to_thread(prime_repeats, plan, tracker, started)
-        chunks = iter_chunks(plan)
+        chunks = iter_chunks(plan, file_logger(watch.log, plan, report))
         while not stop.is_set():
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:
@@ -145,7 +158,7 @@ async def _produce(
             settle_chunk(chunk, checked, tracker, report, sink.deadletter, sink)
             if sink.resolver is not None:
                 await sink.resolve_users()
-            await sink.reconcile()  # keys in doubt: asked at the API before any is resent
+            await watch.reconcile()  # keys in doubt: asked at the API before any is resent
             while len(sink.backlog) > plan.batch_rows and not stop.is_set():
                 sink.drained.clear()
                 await sink.drained.wait()

@@ -23,6 +23,7 @@ class SentRow:
     chunk: Chunk
     index: int  # row position inside the chunk's table
     body_hash: str
+    account: str  # the account it goes to (counted per account in the report)
 
 
 def _errors_json(result: Result) -> str:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from pipelines.api.completions import Result, Submission
 from pipelines.api.user_lookup import Kind, UserResolver, normalise
+from pipelines.core.errors import AccountRefused
 from pipelines.core.outcomes import SEND_STATUSES, Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
@@ -68,12 +69,11 @@ class DeliverySink:
         bodies = rows.column("body").combine_chunks()
         hashes = blake2b_128_hex(bodies)
         state = self.ledger.classify(keys, hashes)
-        self.report.add("duplicate", _count(state, "delivered"), "already_delivered")
-        self.report.add("duplicate", _count(state, "duplicate"), "already_delivered")
+        accounts = rows.column("account").combine_chunks()
+        for status, reason in _SETTLED_DUPLICATES:
+            there = pc.equal(state, status)
+            self.report.add("duplicate", count_true(there), reason, pc.filter(accounts, there))
         changed = pc.equal(state, "changed_after_delivery")
-        self.report.add(
-            "duplicate", _count(state, "changed_after_delivery"), "changed_after_delivery"
-        )
         self.report.changed_after_delivery.extend(pc.filter(keys, changed).to_pylist())
         gave_up = pc.equal(state, "gave_up")
         if pc.any(gave_up).as_py():
@@ -91,7 +91,8 @@ class DeliverySink:
     async def resolve_users(self) -> None:
         """Look up the user ids of the rows accepted since the last call, then queue them.
 
-        Rows whose user does not exist are ``invalid`` with ``user_not_found`` (never sent).
+        Rows whose user does not exist are ``invalid`` with ``user_not_found`` (never sent); the
+        rows of an account refused (403) are queued as they are: the client fails them unsent.
         """
         assert self.resolver is not None and self.resolve_by is not None
         while self._unresolved:
@@ -101,7 +102,10 @@ class DeliverySink:
             ids: dict[tuple[str, str], str | None] = {}
             for account in sorted(set(accounts)):
                 wanted = {u for a, u in zip(accounts, users, strict=True) if a == account}
-                found = await self.resolver.resolve(account, self.resolve_by, wanted)
+                try:
+                    found = await self.resolver.resolve(account, self.resolve_by, wanted)
+                except AccountRefused:  # never sent: the client answers each row http_403
+                    found = {normalise(self.resolve_by, u): u for u in wanted}
                 ids.update({(account, u): found.get(normalise(self.resolve_by, u)) for u in wanted})
             resolved = [ids[(a, u)] for a, u in zip(accounts, users, strict=True)]
             known = pa.array([uid is not None for uid in resolved])
@@ -123,7 +127,7 @@ class DeliverySink:
             chosen.column("doubt").to_pylist(),
             strict=True,
         ):
-            self.pending[key] = SentRow(chunk, index, body_hash)
+            self.pending[key] = SentRow(chunk, index, body_hash, account)
             queued = (Submission(key, account, user_id, body.encode()), body_hash)
             (self.doubtful if doubt and self.reconciler else self.backlog).append(queued)
         self.arrived.set()
@@ -138,19 +142,21 @@ class DeliverySink:
         for (submission, _), item in checked.found:
             del self.pending[submission.key]
             self._outcomes.append(reconciled_result(submission.key, item))
-        self.report.add("delivered", len(checked.found), "reconciled")
+        found = [submission.account_id for (submission, _), _ in checked.found]
+        self.report.add("delivered", len(found), "reconciled", found)
         if self.resend_in_doubt:
             checked.send.extend(checked.unverifiable)
         else:
             for submission, _ in checked.unverifiable:
                 del self.pending[submission.key]  # stays in_flight in the ledger: still in doubt
-            self.report.add("pending", len(checked.unverifiable), "in_doubt_unverifiable")
+            unverifiable = [submission.account_id for submission, _ in checked.unverifiable]
+            self.report.add("pending", len(unverifiable), "in_doubt_unverifiable", unverifiable)
         self.backlog.extend(checked.send)
         self.flush()
         self.arrived.set()
 
     def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("invalid", rows.num_rows, "user_not_found")
+        self.report.add("invalid", rows.num_rows, "user_not_found", rows.column("account"))
         users = rows.column("user").to_pylist()
         self.deadletter.write(
             with_reasons(
@@ -192,11 +198,11 @@ class DeliverySink:
         row = self.pending.pop(result.key)
         self.marked.discard(result.key)
         if result.outcome == "delivered":
-            self.report.add("delivered")
+            self.report.add("delivered", accounts=row.account)
         elif result.outcome == "duplicate":
-            self.report.add("duplicate", reason=result.code or "http_409")
+            self.report.add("duplicate", reason=result.code or "http_409", accounts=row.account)
         else:
-            self.report.add("failed", reason=result.code)
+            self.report.add("failed", reason=result.code, accounts=row.account)
             self._failed_rows.append((row, result))
         self._outcomes.append(
             KeyResult(
@@ -210,10 +216,7 @@ class DeliverySink:
                 completion_id=result.completion_id,
             )
         )
-        if (
-            len(self._outcomes) >= MARK_BATCH
-            or time.monotonic() - self._flushed_at > FLUSH_SECONDS
-        ):
+        if len(self._outcomes) >= MARK_BATCH or time.monotonic() - self._flushed_at > FLUSH_SECONDS:
             self.flush()
 
     def on_unanswered(self, submission: Submission) -> None:
@@ -240,13 +243,15 @@ class DeliverySink:
         self.backlog.clear()
         self.doubtful.clear()
         self.marked.clear()
-        unresolved = sum(rows.num_rows for _, rows in self._unresolved)
-        self.report.add("pending", len(self.pending) + unresolved)
+        accounts = [row.account for row in self.pending.values()]
+        for _, rows in self._unresolved:
+            accounts += rows.column("account").to_pylist()
+        self.report.add("pending", len(accounts), accounts=accounts)
         self.pending.clear()
         self._unresolved.clear()
 
     def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("failed", rows.num_rows, "gave_up")
+        self.report.add("failed", rows.num_rows, "gave_up", rows.column("account"))
         self.deadletter.write(
             with_reasons(
                 chunk.batch.table.take(rows.column("index")),
@@ -259,5 +264,9 @@ class DeliverySink:
         )
 
 
-def _count(state: pa.Array, value: str) -> int:
-    return count_true(pc.equal(state, value))
+# Ledger states settled as duplicates without a request, and the reason counted for each.
+_SETTLED_DUPLICATES = (
+    ("delivered", "already_delivered"),
+    ("duplicate", "already_delivered"),
+    ("changed_after_delivery", "changed_after_delivery"),
+)

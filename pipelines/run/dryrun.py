@@ -19,6 +19,7 @@ from pipelines.run.crash_recording import Redact, record_errors
 from pipelines.run.estimate import DEFAULT_CONCURRENCY, cost_estimate
 from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
+from pipelines.run.run_log import Log, file_logger
 from pipelines.run.settle import prime_repeats, run_chunks
 from pipelines.state.ledger import Ledger
 from transforms.keys import blake2b_128_hex
@@ -67,7 +68,7 @@ class PayloadSink:
             rows.column("row").combine_chunks(),
         )
         self.writer.write(lines)
-        self.report.add("would_send", rows.num_rows)
+        self.report.add("would_send", rows.num_rows, accounts=rows.column("account"))
 
     def _not_yet_delivered(self, rows: pa.Table) -> pa.Table:
         assert self.ledger is not None
@@ -75,8 +76,9 @@ class PayloadSink:
         state = self.ledger.classify(rows.column("key").combine_chunks(), hashes)
         there = pc.is_in(state, value_set=pa.array(ALREADY_THERE))
         changed = pc.equal(state, "changed_after_delivery")
-        self.report.add("duplicate", count_true(there), "already_delivered")
-        self.report.add("duplicate", count_true(changed), "changed_after_delivery")
+        accounts = rows.column("account")
+        for mask, reason in ((there, "already_delivered"), (changed, "changed_after_delivery")):
+            self.report.add("duplicate", count_true(mask), reason, pc.filter(accounts, mask))
         return rows.filter(pc.invert(pc.or_(there, changed)))
 
 
@@ -113,16 +115,19 @@ def dry_run(
     on_report: Callable[[RunReport], None] | None = None,
     collect_users: bool = False,
     redact: Redact | None = None,
+    log: Log | None = None,
 ) -> RunReport:
     """Run every chunk through read → check → settle and write the run folder's three outputs.
 
-    An unexpected error ends the run as crashed (``redact`` cleans its text of the API key).
+    An unexpected error ends the run as crashed (``redact`` cleans its text of the API key);
+    ``log`` gets a line as each file starts.
     """
     started = datetime.now(UTC)
     run_id = new_run_id(started)
     folder = run_folder(out, run_id)
     report = RunReport(run_id, RunMode.DRY_RUN, target, [str(p) for p in plan.sources], started)
     report.folder = folder
+    report.accounts = plan.account_counts()
     if on_report is not None:
         on_report(report)  # a progress display reads it while the run goes on
     deadletter = DeadLetterWriter(folder, plan.deadletter_schema)
@@ -131,7 +136,8 @@ def dry_run(
     try:
         with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
             try:
-                run_chunks(plan, started, report, deadletter, sink, check)
+                on_file = file_logger(log, plan, report) if log is not None else None
+                run_chunks(plan, started, report, deadletter, sink, check, on_file)
             finally:
                 payloads.close()
                 deadletter.close()

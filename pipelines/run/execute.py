@@ -23,7 +23,9 @@ from pipelines.run.crash_recording import Redact
 from pipelines.run.delivery import deliver_run
 from pipelines.run.dryrun import dry_run
 from pipelines.run.plan import RunPlan
+from pipelines.run.run_log import RunHooks, log_outcome, log_start
 from pipelines.state.ledger import Ledger
+from pipelines.state.state_migrations import state_exists
 from pipelines.state.user_cache import UserCache
 from transforms.validation import CheckedRows
 
@@ -56,26 +58,36 @@ async def run_plan(
     *,
     check: Check = check_chunk,
     on_report: OnReport | None = None,
+    hooks: RunHooks | None = None,
 ) -> RunReport:
-    """Dry run or delivery of ``plan``; ``on_report`` gets the live report (a progress line)."""
+    """Dry run or delivery of ``plan``; ``on_report`` gets the live report (a progress line),
+    ``hooks`` the log lines (start, files, progress, outcome) and the delivery slices."""
     require_api_key(settings, options)
+    hooks = hooks or RunHooks()
+    log_start(hooks.log, plan, settings, options)
     if options.dry_run:
-        report = await _dry(plan, settings, options, check, on_report)
+        report = await _dry(plan, settings, options, check, on_report, hooks)
         if options.check_remote:
             report.remote_check = await _check_remote(plan, settings, options, report)
             assert report.folder is not None
             report.write(report.folder / "report.json")
     else:
-        report = await _deliver(plan, settings, options, check, on_report)
+        report = await _deliver(plan, settings, options, check, on_report, hooks)
     report.max_invalid_pct = options.max_invalid_pct
+    log_outcome(hooks.log, report)
     return report
 
 
 async def _dry(
-    plan: RunPlan, settings: Settings, options: RunOptions, check: Check, on_report: OnReport | None
+    plan: RunPlan,
+    settings: Settings,
+    options: RunOptions,
+    check: Check,
+    on_report: OnReport | None,
+    hooks: RunHooks,
 ) -> RunReport:
     # A dry run reads the ledger (to leave out what was delivered) but never writes it.
-    ledger = Ledger(options.ledger_path, settings.target) if options.ledger_path.exists() else None
+    ledger = Ledger(options.state, settings.target) if state_exists(options.state) else None
     with ledger if ledger is not None else contextlib.nullcontext():
         return await asyncio.to_thread(
             dry_run,
@@ -89,27 +101,33 @@ async def _dry(
             on_report=on_report,
             collect_users=options.check_remote,
             redact=redactor(settings),
+            log=hooks.log,
         )
 
 
 async def _check_remote(
     plan: RunPlan, settings: Settings, options: RunOptions, report: RunReport
 ) -> dict[str, object]:
-    """Look up each distinct user of the dry run once; the ones missing go in the report."""
+    """Look up each distinct account, then user, of the dry run once; the accounts the key
+    cannot reach and the users missing go in the report."""
     async with StackOneClient.from_settings(settings) as client:
-        with UserCache(options.users_cache_path, settings.target) as cache:
+        with UserCache(options.state, settings.target, read_only=True) as cache:
             resolver = UserResolver(client, cache)
             return await check_remote(resolver, plan.spec.user.resolve_by, report.distinct_users)
 
 
 async def _deliver(
-    plan: RunPlan, settings: Settings, options: RunOptions, check: Check, on_report: OnReport | None
+    plan: RunPlan,
+    settings: Settings,
+    options: RunOptions,
+    check: Check,
+    on_report: OnReport | None,
+    hooks: RunHooks,
 ) -> RunReport:
-    options.ledger_path.parent.mkdir(parents=True, exist_ok=True)
     async with _stop_on_signals() as stop:
         with (
-            Ledger(options.ledger_path, settings.target) as ledger,
-            UserCache(options.users_cache_path, settings.target) as cache,
+            Ledger(options.state, settings.target) as ledger,
+            UserCache(options.state, settings.target) as cache,
         ):
             async with StackOneClient.from_settings(settings) as client:
                 return await deliver_run(
@@ -125,6 +143,7 @@ async def _deliver(
                     on_report=on_report,
                     resend_in_doubt=options.resend_in_doubt,
                     redact=redactor(settings),
+                    hooks=hooks,
                 )
 
 

@@ -25,6 +25,7 @@ from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger
 from pipelines.state.processed_exports import ProcessedExports
+from pipelines.state.state_migrations import state_exists
 from transforms.mapping import MappingSpec
 
 # The per-file table of a job: "sent" is delivered (or would_send in a dry run).
@@ -49,9 +50,7 @@ class JobSummary:
             o = report.outcomes
             counts = [o.get("delivered", 0) + o.get("would_send", 0)]
             counts += [o.get(name, 0) for name in JOB_COLUMNS[3:]]
-            rows.append(
-                (Path(report.sources[0]).name, report.run_id, *(f"{n:,}" for n in counts))
-            )
+            rows.append((Path(report.sources[0]).name, report.run_id, *(f"{n:,}" for n in counts)))
         return rows
 
     def exit_code(self) -> int:
@@ -120,9 +119,7 @@ def finished(report: RunReport) -> bool:
     outcomes = report.outcomes
     retried = outcomes.get("failed", 0) - report.reasons.get("gave_up", 0)
     broke_off = any(name.split(":")[0] == INCOMPLETE_SOURCE for name in report.warnings)
-    return (
-        not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0 and not broke_off
-    )
+    return not report.aborted and outcomes.get("pending", 0) == 0 and retried <= 0 and not broke_off
 
 
 async def run_files(
@@ -141,9 +138,7 @@ async def run_files(
     reads the processed-exports table but never writes (or creates) it.
     """
     summary = JobSummary(job)
-    with ProcessedExports(
-        options.ledger_path, settings.target, read_only=options.dry_run
-    ) as registry:
+    with ProcessedExports(options.state, settings.target, read_only=options.dry_run) as registry:
         todo: list[tuple[Path, str]] = []
         copies: list[tuple[Path, str]] = []
         first_of: dict[str, Path] = {}
@@ -217,9 +212,9 @@ def _requests_to_send(
     if not todo:
         return 0
     plan = plan_run([str(p) for p, _ in todo], spec, settings.account_id)
-    if not options.ledger_path.exists():
+    if not state_exists(options.state):
         return count_would_send(plan, None)
-    with Ledger(options.ledger_path, settings.target) as ledger:
+    with Ledger(options.state, settings.target) as ledger:
         return count_would_send(plan, ledger)
 
 

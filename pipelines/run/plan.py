@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.output.account_counts import AccountCounts
 from pipelines.output.deadletter import union_schema
 from pipelines.source.headers import read_header
 from pipelines.source.source_files import detect_format, expand_sources
@@ -28,6 +29,12 @@ class RunPlan:
     account_id: str | None
     batch_rows: int = DEFAULT_BATCH_ROWS
     replay: bool = False  # sources are dead-letter files: rows keep their original file and row
+    mapping_path: Path | None = None  # the mapping file, named in the run's log
+
+    def account_counts(self) -> AccountCounts | None:
+        """Empty per-account counts when the mapping reads the account from a column, else None."""
+        account = self.spec.account
+        return AccountCounts() if account is not None and account.column is not None else None
 
 
 def load_mapping(path: Path, env: Mapping[str, str]) -> MappingSpec:

@@ -2,7 +2,8 @@
 doubt is listed once at the API, from the moment its keys went in flight minus ``CLOCK_SKEW``, and
 a key whose learning object and ``completed_at`` instant are there was delivered already.
 
-A listing the API cannot answer (404/501, or a lookup error) leaves those keys unverifiable.
+A listing the API cannot answer (404/501, a lookup error, or a 403 refusing the account) leaves
+those keys unverifiable.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 from pipelines.api.client import StackOneClient
 from pipelines.api.completion_listing import list_completions
 from pipelines.api.completions import Submission
-from pipelines.core.errors import ApiError
+from pipelines.core.errors import AccountRefused, ApiError
 from pipelines.state.doubts import Doubt
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
@@ -104,7 +105,7 @@ class Reconciler:
         after = None if since is None else since - CLOCK_SKEW
         try:
             items = await list_completions(self._client, account_id, user_id, updated_after=after)
-        except ApiError:  # a lookup error the run can live with: these keys stay in doubt
+        except (ApiError, AccountRefused):  # the run can live with it: these stay in doubt
             items = None
         if items is None:
             return _Listing(since, None)

@@ -14,6 +14,7 @@ from pipelines.core.settings import (
     environment,
     load_settings,
 )
+from pipelines.core.state_location import StateLocation, resolve_state
 from pipelines.run.plan import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
 from pipelines.source.deadletter_source import check_deadletter
 from pipelines.source.source_files import expand_sources
@@ -27,7 +28,9 @@ class RunRequest:
     """Sources, mapping and options of one run; every field is a path, a flag or a number.
 
     ``base_url``, ``rate_limit`` and ``concurrency`` override the environment when given; the API
-    key never travels in a request (environment or a Prefect Secret block).
+    key never travels in a request (environment or a Prefect Secret block), nor does a state URL
+    (``LMS_SYNC_STATE_URL``, or the Secret block named by ``state_block``); ``ledger`` is the
+    path of an SQLite state, the default when no state URL is set.
     """
 
     sources: list[str]
@@ -35,7 +38,7 @@ class RunRequest:
     replay: bool = False  # sources are dead-letter files (or the run folders holding them)
     out: str | None = None
     dry_run: bool = False
-    ledger: str = str(DEFAULT_LEDGER)
+    ledger: str | None = None
     wait: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
@@ -43,6 +46,7 @@ class RunRequest:
     rate_limit: str | None = None
     concurrency: int | None = None
     resend_in_doubt: bool = False  # keys in doubt the API cannot list are sent anyway
+    state_block: str | None = None  # a Prefect Secret block holding the state URL
 
     def parameters(self) -> dict[str, Any]:
         """The request as flow parameters."""
@@ -54,16 +58,22 @@ class RunRequest:
             base_url=self.base_url, rate_limit=self.rate_limit, concurrency=self.concurrency
         )
 
-    def options(self) -> RunOptions:
-        """How to run the plan."""
+    def options(self, settings: Settings) -> RunOptions:
+        """How to run the plan (``settings`` carries the state URL, if any)."""
         return RunOptions(
             Path(self.out) if self.out else None,
             self.dry_run,
-            Path(self.ledger),
+            self.state(settings),
             self.wait,
             self.max_invalid_pct,
             self.check_remote and self.dry_run,
             self.resend_in_doubt,
+        )
+
+    def state(self, settings: Settings) -> StateLocation:
+        """The state store: the state URL, else the ``ledger`` file; both is a usage error."""
+        return resolve_state(
+            self.ledger, settings.state_url, DEFAULT_LEDGER, block=bool(self.state_block)
         )
 
     def spec(self) -> MappingSpec:
@@ -74,8 +84,10 @@ class RunRequest:
         """Read the mapping, expand the sources, check every header (errors before any row)."""
         spec = self.spec()
         if self.replay:
-            return plan_replay(self.sources, spec, settings.account_id)
-        return plan_run(self.sources, spec, settings.account_id)
+            plan = plan_replay(self.sources, spec, settings.account_id)
+        else:
+            plan = plan_run(self.sources, spec, settings.account_id)
+        return dataclasses.replace(plan, mapping_path=Path(self.mapping))
 
     def for_file(self, path: Path, options: RunOptions) -> RunRequest:
         """The request of one file of a job, with that file's run options."""
@@ -84,7 +96,6 @@ class RunRequest:
             sources=[str(path)],
             out=str(options.out) if options.out else None,
             dry_run=options.dry_run,
-            ledger=str(options.ledger_path),
             max_invalid_pct=options.max_invalid_pct,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -37,11 +38,12 @@ def settle_chunk(
 ) -> None:
     """Give every row of the chunk its outcome: invalid, skipped, duplicate_in_file or the sink."""
     n = chunk.batch.table.num_rows
-    report.rows_read += n
+    report.read(n, checked.account)
     invalid = pc.equal(checked.status, INVALID)
     deadletter.write(invalid_rows(chunk, checked, invalid))
-    _count(report, "invalid", checked.error_code, invalid)
-    report.add("skipped", count_true(pc.equal(checked.status, SKIPPED)))
+    _count(report, "invalid", checked.error_code, checked.account, invalid)
+    skipped = pc.equal(checked.status, SKIPPED)
+    report.add("skipped", count_true(skipped), accounts=pc.filter(checked.account, skipped))
     report.warnings.update(
         {f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v}
     )
@@ -50,7 +52,13 @@ def settle_chunk(
 
     repeat = tracker.repeats(checked.key, chunk.ordinals)
     valid = pc.equal(checked.status, VALID)
-    report.add("duplicate", count_true(pc.and_(valid, repeat)), "duplicate_in_file")
+    repeated = pc.and_(valid, repeat)
+    report.add(
+        "duplicate",
+        count_true(repeated),
+        "duplicate_in_file",
+        accounts=pc.filter(checked.account, repeated),
+    )
     fresh = pc.and_not(valid, repeat)
     rows = pa.table(
         {
@@ -95,19 +103,24 @@ def run_chunks(
     deadletter: DeadLetterWriter,
     sink: ValidRowSink,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
+    on_file: Callable[[int, Path], None] | None = None,
 ) -> None:
-    """Read → check → settle every chunk of every source, in order."""
+    """Read → check → settle every chunk of every source, in order (``on_file``: each file)."""
     tracker = RepeatTracker(plan.spec.repeats)
     if plan.spec.repeats == "last":
         prime_repeats(plan, tracker, now)
-    for chunk in iter_chunks(plan):
+    for chunk in iter_chunks(plan, on_file):
         settle_chunk(chunk, check(chunk, plan, now), tracker, report, deadletter, sink)
 
 
-def _count(report: RunReport, outcome: str, codes: pa.Array, mask: pa.Array) -> None:
+def _count(
+    report: RunReport, outcome: str, codes: pa.Array, accounts: pa.Array, mask: pa.Array
+) -> None:
+    """Count the masked rows in ``outcome``, by code and by account."""
     selected = pc.filter(codes, mask)
     if len(selected) == 0:
         return
-    counts = pc.value_counts(selected)
-    for item in counts.to_pylist():
-        report.add(outcome, item["counts"], item["values"])
+    for code in pc.unique(selected).to_pylist():
+        same = pc.is_null(codes) if code is None else pc.fill_null(pc.equal(codes, code), False)
+        rows = pc.and_(mask, same)
+        report.add(outcome, count_true(rows), code, accounts=pc.filter(accounts, rows))

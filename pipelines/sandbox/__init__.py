@@ -3,6 +3,7 @@
 from pipelines.sandbox.app import SandboxApp
 from pipelines.sandbox.behaviours import latency_sampler
 from pipelines.sandbox.config import (
+    ACCOUNT_REFUSED,
     DEFAULT_ACCOUNT_ID,
     DEFAULT_API_KEY,
     FAULT_KINDS,
@@ -13,6 +14,7 @@ from pipelines.sandbox.config import (
 from pipelines.sandbox.runner import RunningSandbox, Sandbox, serve_forever, start_sandbox
 
 __all__ = [
+    "ACCOUNT_REFUSED",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_API_KEY",
     "FAULT_KINDS",

@@ -4,7 +4,9 @@ Basic auth, ``x-account-id``, strict body validation (``transforms.dto``), 409 o
 a per-key sliding-window rate limit, injected latency and faults, and a request log. Choices where
 StackOne's behaviour is not pinned down:
 
-- a missing ``x-account-id`` is 400 "x-account-id header is required"; an unknown one is 403;
+- a missing ``x-account-id`` is 400 "x-account-id header is required"; one outside the accounts
+  the key reaches (``SandboxConfig.account_ids``) is 403 "Account not found or not accessible with
+  this API key", as StackOne answers (a 401 names no account);
 - a malformed or wrongly shaped body (bad JSON, missing/unknown field, wrong JSON type, null) is
   400; a well-typed value that breaks a rule (timestamp/duration spelling, score range, result
   value, empty string) is 422; the message names the first field in ``API_FIELDS`` order;
@@ -36,7 +38,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from pipelines.sandbox.behaviours import RequestGate, api_key_from_header, latency_sampler
-from pipelines.sandbox.config import SandboxConfig
+from pipelines.sandbox.config import ACCOUNT_REFUSED, SandboxConfig
 from pipelines.sandbox.responses import (
     error_response,
     json_response,
@@ -95,7 +97,8 @@ class SandboxApp:
         arrival, key = time.time(), api_key_from_header(request.headers.get("authorization"))
         known = key if key in self.config.api_keys else None  # never log a key we do not issue
         path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
-        entry = {"time": arrival, "key": known, "method": scope["method"], "path": path}
+        entry = {"time": arrival, "key": known, "method": scope["method"], "path": path,
+                 "account": request.headers.get("x-account-id")}  # fmt: skip
         response, fault = self._gate.admit(key, time.monotonic())
         try:
             await request.body()  # read now, as a real server would before any delay
@@ -139,7 +142,7 @@ class SandboxApp:
         if not account:
             return error_response(400, "x-account-id header is required")
         if account not in self.config.account_ids:
-            return error_response(403, f"Account {account!r} is not accessible with this API key")
+            return error_response(403, ACCOUNT_REFUSED)
         method = request.method
         if segments == ["unified", "lms", "users"]:
             if method == "GET":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_ACCOUNT_ID = "sandbox-account"
+ACCOUNT_REFUSED = "Account not found or not accessible with this API key"  # StackOne's 403
 FAULT_KINDS: tuple[str, ...] = ("http_500", "http_502", "http_503", "http_408", "drop", "slow")
 MAX_PAGE_SIZE = 100
 
@@ -17,7 +18,7 @@ class SandboxConfig:
     """How the sandbox behaves; defaults mimic StackOne (1000 requests/60 s per key, no faults)."""
 
     api_keys: set[str] = field(default_factory=lambda: {DEFAULT_API_KEY})
-    account_ids: set[str] = field(default_factory=lambda: {DEFAULT_ACCOUNT_ID})
+    account_ids: set[str] = field(default_factory=lambda: {DEFAULT_ACCOUNT_ID})  # the keys reach
     rate_limit: tuple[int, float] = (1000, 60.0)
     latency: tuple[float, float] = (0.0, 0.0)  # (median_ms, p99_ms) of a log-normal
     fault_rate: float = 0.0
@@ -43,6 +44,8 @@ class SandboxConfig:
             raise ValueError(
                 f"faults must be a non-empty subset of {FAULT_KINDS}, got {self.faults}"
             )
+        if not self.account_ids or not all(self.account_ids):
+            raise ValueError(f"account_ids must be non-empty ids, got {sorted(self.account_ids)}")
         if any("id" not in user for user in self.users or []):
             raise ValueError("every user needs an 'id'")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:

@@ -45,7 +45,8 @@ class RunningSandbox:
         self.stop()
 
     def request_log(self) -> list[dict[str, Any]]:
-        """Every API request: time (epoch s), key, method, path, status (0 = dropped), fault."""
+        """Every API request: time (epoch s), key, method, path, account (``x-account-id``),
+        status (0 = dropped), fault."""
         return list(self._get("/sandbox/requests"))
 
     def completions(self) -> list[dict[str, Any]]:

@@ -1,1 +1,1 @@
-"""The state store: ledger, its SQL, locks, processed exports, user cache."""
+"""The state store (SQLite or PostgreSQL): ledger and its SQL, locks, processed exports, user cache, schema and migrations."""

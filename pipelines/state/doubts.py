@@ -3,12 +3,13 @@ knows them: the account and path user id they were sent to, and when they went i
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipelines.state.database import StateDB
 from pipelines.state.ledger_schema import IN_FLIGHT
+from pipelines.state.sql_text import hex_of
 
 __all__ = ["Doubt", "doubts_of"]
 
@@ -25,14 +26,14 @@ class Doubt:
     in_flight_since: datetime
 
 
-def doubts_of(db: sqlite3.Connection, target_id: int, keys: Sequence[str]) -> dict[str, Doubt]:
+def doubts_of(db: StateDB, target_id: int, keys: Sequence[str]) -> dict[str, Doubt]:
     """The in_flight ones among ``keys`` (hex) of the target, by key."""
     found: dict[str, Doubt] = {}
     for start in range(0, len(keys), _QUERY_BATCH):
         part = [bytes.fromhex(key) for key in keys[start : start + _QUERY_BATCH]]
         marks = ",".join("?" * len(part))
         rows = db.execute(
-            f"""SELECT lower(hex(key)), account_id, user_id, updated_at FROM deliveries
+            f"""SELECT {hex_of(db.dialect, "key")}, account_id, user_id, updated_at FROM deliveries
                 WHERE target_id = ? AND outcome = {IN_FLIGHT} AND key IN ({marks})""",
             (target_id, *part),
         )

@@ -1,14 +1,12 @@
-"""Ledger status codes of whole key columns: loading a target's key snapshot from SQLite in a
-few aggregate queries, searching it, and asking SQLite again about keys written since."""
+"""Ledger status codes of whole key columns: loading a target's key snapshot from the store in
+a few aggregate queries, searching it, and asking the store again about keys written since."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from pipelines.state.database import StateDB
 from pipelines.state.key_bytes import halves
 from pipelines.state.key_set import KeySet, KeySnapshot
 from pipelines.state.ledger_schema import (
@@ -23,19 +21,16 @@ from pipelines.state.ledger_schema import (
 __all__ = ["load_snapshot", "status_codes"]
 
 
-def load_snapshot(db: sqlite3.Connection, target_id: int, path: Path) -> KeySnapshot:
+def load_snapshot(db: StateDB, target_id: int) -> KeySnapshot:
     """Read the target's keys in one read transaction: delivered ones with body hashes in
     256 aggregate queries (one blob per key-prefix range), the few others row by row."""
-    db.execute("BEGIN")
-    try:
-        hi, lo, bodies = _delivered_keys(db, target_id, path)
+    with db.read():
+        hi, lo, bodies = _delivered_keys(db, target_id)
         other_rows = db.execute(
             f"""SELECT key, outcome FROM deliveries WHERE target_id = ?
                 AND outcome IN ({",".join(str(c) for c in STATUS_OF)})""",
             (target_id,),
         ).fetchall()
-    finally:
-        db.execute("COMMIT")
     delivered, order = KeySet.build(hi, lo)
     if order is not None:
         bodies = bodies[order]
@@ -48,7 +43,7 @@ def load_snapshot(db: sqlite3.Connection, target_id: int, path: Path) -> KeySnap
 
 
 def _delivered_keys(
-    db: sqlite3.Connection, target_id: int, path: Path
+    db: StateDB, target_id: int
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
     """Halves and body hashes of the target's delivered keys, one key-prefix range a query."""
     total = db.execute(
@@ -62,12 +57,12 @@ def _delivered_keys(
     for first in range(256):
         upper = bytes([first + 1]) if first < 255 else b"\xff" * 17
         key_blob, body_blob, n = db.execute(
-            LOAD_SQL, (target_id, bytes([first]), upper)
+            LOAD_SQL[db.dialect], (target_id, bytes([first]), upper)
         ).fetchone()
         if not n:
             continue
         if filled + n > total or len(key_blob) != 16 * n or len(body_blob) != 16 * n:
-            raise RuntimeError(f"{path}: malformed keys in the ledger")
+            raise RuntimeError(f"{db.where}: malformed keys in the ledger")
         part = slice(filled, filled + n)
         hi[part], lo[part] = halves(np.frombuffer(key_blob, np.uint8).reshape(n, 16))
         bodies[part] = np.frombuffer(body_blob, np.uint8).reshape(n, 16)
@@ -76,14 +71,14 @@ def _delivered_keys(
 
 
 def status_codes(
-    db: sqlite3.Connection,
+    db: StateDB,
     target_id: int,
     known: KeySnapshot,
     key_bytes: npt.NDArray[np.uint8],
     hash_bytes: npt.NDArray[np.uint8],
     hash_valid: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.int8]:
-    """Status code of every key against the snapshot (SQLite for keys written since it);
+    """Status code of every key against the snapshot (the store for keys written since it);
     an invalid (null) body hash never counts as a change."""
     hi, lo = halves(key_bytes)
     order = np.argsort(hi)  # searching in key order keeps the binary searches cache-warm
@@ -107,31 +102,14 @@ def status_codes(
 
 
 def _codes_in_db(
-    db: sqlite3.Connection,
+    db: StateDB,
     target_id: int,
     key_bytes: npt.NDArray[np.uint8],
     hash_bytes: npt.NDArray[np.uint8],
     hash_valid: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.int8]:
-    """Status of keys this instance has written since the snapshot: a TEMP table and a JOIN."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_keys (key BLOB PRIMARY KEY) WITHOUT ROWID")
-    db.execute("BEGIN")
-    try:
-        db.execute("DELETE FROM batch_keys")
-        db.executemany(
-            "INSERT OR IGNORE INTO batch_keys VALUES (?)", ((k.tobytes(),) for k in key_bytes)
-        )
-        state = {
-            key: (outcome, body)
-            for key, outcome, body in db.execute(
-                """SELECT d.key, d.outcome, d.body_hash FROM batch_keys b
-                   JOIN deliveries d ON d.target_id = ? AND d.key = b.key""",
-                (target_id,),
-            )
-        }
-        db.execute("DELETE FROM batch_keys")
-    finally:
-        db.execute("COMMIT")
+    """Status of keys this instance has written since the snapshot, read back from the store."""
+    state = _stored(db, target_id, [k.tobytes() for k in key_bytes])
     codes = np.full(len(key_bytes), NEW, dtype=np.int8)
     for i, key in enumerate(key_bytes):
         found = state.get(key.tobytes())
@@ -144,3 +122,28 @@ def _codes_in_db(
         else:
             codes[i] = STATUS_OF[outcome]
     return codes
+
+
+def _stored(db: StateDB, target_id: int, keys: list[bytes]) -> dict[bytes, tuple[int, bytes]]:
+    """(outcome, body hash) of those keys the store holds: SQLite joins a TEMP table of the
+    keys; PostgreSQL takes them as one array parameter."""
+    if db.dialect == "postgres":
+        rows = db.execute(
+            "SELECT key, outcome, body_hash FROM deliveries WHERE target_id = ? AND key = ANY(?)",
+            (target_id, keys),
+        )
+        return {bytes(key): (outcome, body) for key, outcome, body in rows}
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS batch_keys (key BLOB PRIMARY KEY) WITHOUT ROWID")
+    with db.read():
+        db.execute("DELETE FROM batch_keys")
+        db.executemany("INSERT OR IGNORE INTO batch_keys VALUES (?)", ((k,) for k in keys))
+        found = {
+            key: (outcome, body)
+            for key, outcome, body in db.execute(
+                """SELECT d.key, d.outcome, d.body_hash FROM batch_keys b
+                   JOIN deliveries d ON d.target_id = ? AND d.key = b.key""",
+                (target_id,),
+            )
+        }
+        db.execute("DELETE FROM batch_keys")
+    return found

@@ -1,15 +1,13 @@
-"""The delivery ledger (DESIGN §7): per target and idempotency key, what happened to it, in SQLite.
-
-Keys are stored as 16-byte BLOBs, not 32-char hex: half the bytes in the table and its index,
-memcmp comparisons, and a block of concatenated keys loads straight into a numpy array.
-``classify`` works on whole columns against an in-memory snapshot of the target's keys (sorted
-64-bit halves, binary search), loaded once in a few aggregate queries; keys this instance wrote
-since are looked up again in SQLite, so the answer is never stale for the run's own writes.
+"""The delivery ledger (DESIGN §7): per target and idempotency key, what happened to it, in the
+state store (an SQLite file or PostgreSQL). Keys are 16-byte BLOBs, not 32-char hex: half the
+bytes in the table and its index, memcmp comparisons, and a block of concatenated keys loads
+straight into a numpy array. ``classify`` works on whole columns against an in-memory snapshot of
+the target's keys (sorted 64-bit halves, binary search), loaded once in a few aggregate queries;
+keys this instance wrote since are looked up again, so the answer is never stale for its writes.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -22,12 +20,13 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.state_location import StateLocation
+from pipelines.state.database import StateDB, closing_on_error
 from pipelines.state.doubts import Doubt, doubts_of
 from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves, sort_order
 from pipelines.state.key_results import KeyResult, record_params
 from pipelines.state.key_set import KeySnapshot
 from pipelines.state.key_status import load_snapshot, status_codes
-from pipelines.state.ledger_connection import closing_on_error, connect, write_transaction
 from pipelines.state.ledger_queries import key_record, keys_in_doubt, other_targets, outcome_counts
 from pipelines.state.ledger_schema import (
     FAILED,
@@ -36,12 +35,12 @@ from pipelines.state.ledger_schema import (
     MARK_SQL,
     RECORD_SQL,
     STATUSES,
-    create_schema,
     normalise_target,
     run_ref,
     target_ref,
 )
 from pipelines.state.locks import LockHolder, drop_lock, lock_holder, take_lock
+from pipelines.state.state_migrations import open_state
 
 __all__ = ["Ledger"]
 
@@ -49,12 +48,16 @@ _WRITE_BATCH = 10_000
 
 
 class Ledger:
-    """Delivery state of one target in one SQLite file; use as a context manager."""
+    """Delivery state of one target in one state store; use as a context manager.
 
-    def __init__(self, path: Path, target: str) -> None:
-        self.path = Path(path)
+    ``where`` is the store: a location, or the path of an SQLite file.
+    """
+
+    def __init__(self, where: StateLocation | Path | str, target: str) -> None:
+        self.location = where if isinstance(where, StateLocation) else StateLocation.sqlite(where)
+        self.where = self.location.display  # names the store in messages
         self.target = normalise_target(target)
-        self._conn: sqlite3.Connection | None = None
+        self._conn: StateDB | None = None
         self._target_id = 0
         self._lock_run: str | None = None
         self._run_refs: dict[str, int] = {}
@@ -63,12 +66,11 @@ class Ledger:
     # -- connection ---------------------------------------------------------------------------
 
     def open(self) -> Ledger:
-        """Open (creating if needed) the file: WAL, synchronous=NORMAL, owner-only permissions."""
+        """Connect, creating the schema or migrating an older one (StateVersionError: newer)."""
         if self._conn is not None:
             return self
-        self._conn = connect(self.path)
+        self._conn = open_state(self.location)
         with closing_on_error(self), self._write() as db:
-            create_schema(db, self.path)  # StateVersionError: a newer tool wrote the file
             self._target_id = target_ref(db, self.target)
         return self
 
@@ -95,14 +97,14 @@ class Ledger:
         self.close()
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> StateDB:
         if self._conn is None:
-            raise RuntimeError("the ledger is not open: use `with Ledger(path, target) as ledger`")
+            raise RuntimeError("the ledger is not open: use `with Ledger(where, target) as ledger`")
         return self._conn
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[StateDB]:
         """One write transaction, taken up front so two writers queue instead of deadlocking."""
-        return write_transaction(self._db)
+        return self._db.write()
 
     # -- the run lock -------------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ class Ledger:
                 self._lock_run = run_id
                 return
             if not wait:
-                raise holder.lock_error(self.path, self.target)
+                raise holder.lock_error(self.where, self.target)
             time.sleep(poll_seconds)
 
     def release(self) -> None:
@@ -145,7 +147,7 @@ class Ledger:
         if self._lock_run is None:
             raise RuntimeError("acquire() the ledger before writing delivery state")
 
-    def _run_ref(self, db: sqlite3.Connection, run_id: str) -> int:
+    def _run_ref(self, db: StateDB, run_id: str) -> int:
         ref = self._run_refs.get(run_id)
         if ref is None:
             ref = self._run_refs[run_id] = run_ref(db, run_id)
@@ -237,13 +239,13 @@ class Ledger:
                 f"""DELETE FROM deliveries WHERE target_id = ? AND key = ?
                     AND outcome = {IN_FLIGHT} AND prev_outcome IS NULL""",
                 rows,
-            ).rowcount
+            )
             back = db.executemany(
                 f"""UPDATE deliveries SET outcome = prev_outcome, prev_outcome = NULL
                     WHERE target_id = ? AND key = ? AND outcome = {IN_FLIGHT}
                     AND prev_outcome IS NOT NULL""",
                 rows,
-            ).rowcount
+            )
         self._written(key_bytes)
         return gone + back
 
@@ -265,7 +267,7 @@ class Ledger:
             n = db.executemany(
                 "DELETE FROM deliveries WHERE target_id = ? AND key = ?",
                 ((self._target_id, k.tobytes()) for k in key_bytes),
-            ).rowcount
+            )
         self._written(key_bytes)
         return n
 
@@ -274,8 +276,9 @@ class Ledger:
         with self._write() as db:
             ref = self._run_ref(db, run_id)
             for params in batch:
+                failed = bool(params["lfr"])
                 params.update(
-                    t=self._target_id, run=ref, now=now, lfr=ref if params["lfr"] else None
+                    t=self._target_id, run=ref, now=now, lfr=ref if failed else None, failed=+failed
                 )
             db.executemany(RECORD_SQL, batch)
         keys = np.frombuffer(b"".join(p["k"] for p in batch), dtype=np.uint8).reshape(-1, 16)
@@ -289,7 +292,7 @@ class Ledger:
 
     def _snapshot(self) -> KeySnapshot:
         if self._known is None:
-            self._known = load_snapshot(self._db, self._target_id, self.path)
+            self._known = load_snapshot(self._db, self._target_id)
         return self._known
 
     def _written(self, key_bytes: npt.NDArray[np.uint8]) -> None:

@@ -3,15 +3,16 @@ keys left in doubt, and the other targets the file holds keys for."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from pipelines.state.database import StateDB
 from pipelines.state.ledger_schema import IN_FLIGHT, OUTCOME_NAMES
+from pipelines.state.sql_text import hex_of
 
 __all__ = ["key_record", "keys_in_doubt", "other_targets", "outcome_counts"]
 
 
-def key_record(db: sqlite3.Connection, target: str, key: str) -> dict[str, Any] | None:
+def key_record(db: StateDB, target: str, key: str) -> dict[str, Any] | None:
     """Everything the ledger holds about one key (hex) of the target, or None."""
     cursor = db.execute(
         "SELECT * FROM deliveries_readable WHERE target = ? AND key = ?", (target, key.lower())
@@ -22,7 +23,7 @@ def key_record(db: sqlite3.Connection, target: str, key: str) -> dict[str, Any] 
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
-def outcome_counts(db: sqlite3.Connection, target_id: int) -> dict[str, int]:
+def outcome_counts(db: StateDB, target_id: int) -> dict[str, int]:
     """Keys per stored outcome (every outcome listed, zeros included)."""
     result = dict.fromkeys(OUTCOME_NAMES.values(), 0)
     for code, n in db.execute(
@@ -33,18 +34,19 @@ def outcome_counts(db: sqlite3.Connection, target_id: int) -> dict[str, int]:
     return result
 
 
-def keys_in_doubt(db: sqlite3.Connection, target_id: int, run_id: str | None) -> list[str]:
+def keys_in_doubt(db: StateDB, target_id: int, run_id: str | None) -> list[str]:
     """Keys (hex, sorted) left in_flight by any run other than ``run_id``: maybe sent."""
     rows = db.execute(
-        f"""SELECT lower(hex(d.key)) FROM deliveries d LEFT JOIN runs r ON r.id = d.run
-            WHERE d.target_id = ? AND d.outcome = {IN_FLIGHT} AND r.run_id IS NOT ?
+        f"""SELECT {hex_of(db.dialect, "d.key")} FROM deliveries d
+            LEFT JOIN runs r ON r.id = d.run
+            WHERE d.target_id = ? AND d.outcome = {IN_FLIGHT} AND r.run_id IS DISTINCT FROM ?
             ORDER BY d.key""",
         (target_id, run_id),
     )
     return [key for (key,) in rows]
 
 
-def other_targets(db: sqlite3.Connection, target: str) -> list[str]:
+def other_targets(db: StateDB, target: str) -> list[str]:
     """Targets other than ``target`` that the ledger file holds keys for."""
     rows = db.execute(
         """SELECT base_url FROM targets t WHERE base_url != ?

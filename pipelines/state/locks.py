@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.core.errors import LockError
+from pipelines.state.database import StateDB
 
 __all__ = ["LockHolder", "drop_lock", "lock_holder", "take_lock"]
 
@@ -34,10 +34,10 @@ class LockHolder:
         """Does the holder still hold it (another host, or a process that is still alive)?"""
         return self.host != socket.gethostname() or _pid_alive(self.pid, self.pid_start)
 
-    def lock_error(self, path: Path, target: str) -> LockError:
+    def lock_error(self, where: str, target: str) -> LockError:
         """The error a run gets when this holder keeps it out."""
         return LockError(
-            f"{path} is in use for {target} by run {self.run_id} "
+            f"{where} is in use for {target} by run {self.run_id} "
             f"(pid {self.pid} on {self.host}, since {self.since}); "
             "wait for it to finish or pass --wait",
             run_id=self.run_id,
@@ -47,7 +47,7 @@ class LockHolder:
         )
 
 
-def lock_holder(db: sqlite3.Connection, target_id: int) -> LockHolder | None:
+def lock_holder(db: StateDB, target_id: int) -> LockHolder | None:
     """Who holds the target's lock, if anyone (read inside the caller's write transaction)."""
     row = db.execute(
         "SELECT run_id, pid, host, pid_start, since FROM locks WHERE target_id = ?",
@@ -56,16 +56,18 @@ def lock_holder(db: sqlite3.Connection, target_id: int) -> LockHolder | None:
     return None if row is None else LockHolder(*row)
 
 
-def take_lock(db: sqlite3.Connection, target_id: int, run_id: str) -> None:
+def take_lock(db: StateDB, target_id: int, run_id: str) -> None:
     """Record this process as the lock's holder for ``run_id``, replacing any previous one."""
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     db.execute(
-        "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+        """INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (target_id) DO UPDATE SET
+               run_id = excluded.run_id, pid = excluded.pid, host = excluded.host,
+               pid_start = excluded.pid_start, since = excluded.since""",
         (target_id, run_id, os.getpid(), socket.gethostname(), _pid_start(os.getpid()), since),
     )
 
 
-def drop_lock(db: sqlite3.Connection, target_id: int, run_id: str) -> None:
+def drop_lock(db: StateDB, target_id: int, run_id: str) -> None:
     """Delete the target's lock if this process holds it for ``run_id``."""
     db.execute(
         "DELETE FROM locks WHERE target_id = ? AND run_id = ? AND pid = ? AND host = ?",

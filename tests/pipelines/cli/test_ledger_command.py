@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from pipelines.cli.ledger_command import ledger_command, parse_source_row, read_key_file
 from pipelines.core.settings import RunOptions, load_settings
+from pipelines.core.state_location import StateLocation
 from pipelines.output.report import RunReport
 from pipelines.run.execute import execute
 from pipelines.run.plan import load_mapping, plan_run
@@ -70,7 +71,7 @@ class Setup:
         plan = plan_run([str(SAMPLE)], load_mapping(MAPPING, {}), settings.account_id)
         self.runs += 1
         out = self.folder / f"run{self.runs}"
-        return execute(plan, settings, RunOptions(out=out, ledger_path=self.ledger))
+        return execute(plan, settings, RunOptions(out=out, state=StateLocation.sqlite(self.ledger)))
 
     def ledger_cli(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
         """``lms-sync ledger --ledger <this ledger> ARGS`` in-process."""

@@ -41,3 +41,25 @@ def test_a_finished_run_is_completed(tmp_path: Path) -> None:
     report = report_in(tmp_path)
     report.add("invalid", 1, "malformed_row")
     assert run_state(report).is_completed()
+
+
+def test_dead_letters_within_the_threshold_complete_with_a_message_that_says_how_many_and_why(
+    tmp_path: Path,
+) -> None:
+    """Rows dead-lettered, no threshold or under it: ``Completed with dead-letters``, the count
+    and the error codes (most first); over it: Failed as before; none: plain Completed."""
+    report = report_in(tmp_path)
+    report.rows_read = 13
+    report.add("invalid", 2, "invalid_timestamp")
+    report.add("failed", 1, "http_422")
+    report.add("duplicate", 1, "http_409")  # not dead-lettered: not named
+    for threshold in (None, 50.0):
+        report.max_invalid_pct = threshold
+        state = run_state(report)
+        assert state.is_completed() and state.name == "Completed with dead-letters"
+        assert state.message == "3 of 13 rows dead-lettered: invalid_timestamp 2, http_422 1"
+        assert state.result() is report
+    report.max_invalid_pct = 10.0
+    assert run_state(report).is_failed()
+    clean = report_in(tmp_path)
+    assert run_state(clean).name == "Completed" and run_state(clean).message is None

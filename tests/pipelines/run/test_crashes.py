@@ -30,7 +30,7 @@ from pipelines.run.dryrun import dry_run
 from pipelines.run.plan import RunPlan, load_mapping, plan_run
 from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
-from pipelines.state.ledger_schema import SCHEMA_VERSION
+from pipelines.state.state_schema import SCHEMA_VERSION
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
 from tests.pipelines.run.test_delivery import (
     assert_balanced,

@@ -385,14 +385,15 @@ def test_a_429_storm_pauses_the_run_and_every_row_arrives_once(
     assert max_requests_in_window(log, 1.0, exclude_statuses={429}) <= 40
 
 
-# -- 3. a refused key or account stops the run ----------------------------------------------------
+# -- 3. a refused key stops the run; a refused account fails its rows ----------------------------
 
 
-def test_a_bad_key_or_unknown_account_aborts_with_the_rest_pending(
+def test_a_bad_key_aborts_and_an_unknown_account_fails_its_rows_then_both_are_resent(
     make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
 ) -> None:
-    """401 (key) and 403 (account) exit 3 after at most ``concurrency`` requests; every valid
-    row is pending, the ledger keeps nothing in flight, and a later good run sends them all."""
+    """A 401 (key) exits 3 with every valid row pending; a 403 (the run's one account) exits 1
+    with every valid row failed http_403 (stage deliver), both after at most ``concurrency``
+    requests; the ledger keeps nothing in flight or given up, and a later good run sends all."""
     sandbox = make_sandbox(rate_limit=FAST, latency=(20.0, 40.0))
     export, mapping = write_export(tmp_path, 300)
     truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
@@ -403,17 +404,28 @@ def test_a_bad_key_or_unknown_account_aborts_with_the_rest_pending(
         result, report = deliver_cli(
             sandbox, export, mapping, tmp_path / run, ledger, concurrency=4, env=refused
         )
-        assert result.exit_code == 3, result.output
         sent = sandbox.request_log()[before:]
         assert 1 <= len(sent) <= 4 and report["requests"]["sent"] == len(sent)
         assert {entry["status"] for entry in sent} == {401 if run == "bad-key" else 403}
-        assert report["aborted"] and "HTTP 40" in report["aborted"]
         assert_balanced(report)
-        assert report["outcomes"]["pending"] == len(truth.payloads)
-        assert report["outcomes"]["delivered"] == report["outcomes"]["failed"] == 0
-        assert {r["_dl_stage"] for r in deadletter(tmp_path / run)} == {"validate"}
+        assert report["outcomes"]["delivered"] == 0
+        stages = Counter(r["_dl_stage"] for r in deadletter(tmp_path / run))
+        if run == "bad-key":
+            assert result.exit_code == 3, result.output
+            assert report["aborted"] and "HTTP 401" in report["aborted"]
+            assert report["outcomes"]["pending"] == len(truth.payloads)
+            assert report["outcomes"]["failed"] == 0
+            assert set(stages) == {"validate"}
+        else:
+            assert result.exit_code == 1, result.output
+            assert report["aborted"] is None
+            assert report["outcomes"]["failed"] == len(truth.payloads)
+            assert report["reasons"]["http_403"] == len(truth.payloads)
+            assert report["outcomes"]["pending"] == 0
+            assert stages["deliver"] == len(truth.payloads)
         assert "wrong-key" not in (tmp_path / run / "report.json").read_text()
-        assert ledger_counts(ledger, sandbox)["in_flight"] == 0
+        counts = ledger_counts(ledger, sandbox)
+        assert counts["in_flight"] == counts["gave_up"] == 0
     assert stored(sandbox) == Counter()
 
     result, report = deliver_cli(sandbox, export, mapping, tmp_path / "good", ledger)

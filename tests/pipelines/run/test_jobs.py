@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 
 from pipelines.cli.app import app
 from pipelines.core.settings import RunOptions, Settings
+from pipelines.core.state_location import StateLocation
 from pipelines.output.report import RunReport
 from pipelines.run.jobs import landing_files, run_files
 from pipelines.run.plan import load_mapping
@@ -568,7 +569,7 @@ def scripted(outcomes: dict[str, dict[str, int]], calls: list[str]) -> RunOne:
 def run_job(tmp: Path, files: list[Path], run_one: RunOne, said: list[str]) -> Any:
     """``run_files`` over ``files`` with the Workday mapping and a ledger under ``tmp``."""
     settings = Settings(api_key=KEY, account_id=ACCOUNT, base_url="http://127.0.0.1:9")
-    options = RunOptions(out=tmp / "runs", ledger_path=tmp / "ledger.sqlite")
+    options = RunOptions(out=tmp / "runs", state=StateLocation.sqlite(tmp / "ledger.sqlite"))
     spec = load_mapping(MAPPING, {})
     return asyncio.run(
         run_files("nightly_sync", files, spec, settings, options, run_one, said.append)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from pipelines.cli.replay_command import replay_command
 from pipelines.core.settings import RunOptions, load_settings
+from pipelines.core.state_location import StateLocation
 from pipelines.output.deadletter import DL_COLUMNS, union_schema
 from pipelines.run.chunks import iter_chunks
 from pipelines.run.execute import execute
@@ -77,7 +78,7 @@ def first_dry_run(source: Path, mapping: Path, out: Path) -> Path:
     """Dry-run one export; returns its deadletter.parquet."""
     settings = load_settings(account_id=ACCOUNT)
     plan = plan_run([str(source)], load_mapping(mapping, {}), settings.account_id)
-    execute(plan, settings, RunOptions(out=out, dry_run=True, ledger_path=out / "no-ledger"))
+    execute(plan, settings, RunOptions(out=out, dry_run=True, state=StateLocation.sqlite(out / "no-ledger")))
     return out / "deadletter.parquet"
 
 

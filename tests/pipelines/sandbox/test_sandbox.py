@@ -14,9 +14,15 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipelines.sandbox import RunningSandbox, Sandbox, SandboxConfig, parse_latency
+from pipelines.sandbox import ACCOUNT_REFUSED, RunningSandbox, Sandbox, SandboxConfig, parse_latency
 from pipelines.sandbox import latency_sampler as _latency_sampler
-from tests.conftest import SANDBOX_ACCOUNT, max_requests_in_window, sandbox_client, tls_context
+from tests.conftest import (
+    SANDBOX_ACCOUNT,
+    TENANT_ACCOUNTS,
+    max_requests_in_window,
+    sandbox_client,
+    tls_context,
+)
 from transforms.dto import CreateResultResponse, ErrorResponse
 
 MakeSandbox = Callable[..., RunningSandbox]
@@ -116,7 +122,20 @@ def test_account_header_missing_is_400_and_unknown_is_403(shared: RunningSandbox
         "x-account-id header is required",
     )
     assert unknown.status_code == 403
-    assert "someone-else" in unknown.json()["message"]
+    assert unknown.json()["message"] == ACCOUNT_REFUSED  # StackOne's words, no account named
+    assert [entry["account"] for entry in shared.request_log()] == [None, "someone-else"]
+
+
+def test_a_key_reaches_each_of_its_accounts_and_no_other(tenants_sandbox: RunningSandbox) -> None:
+    """With several accounts, each stores its own completions; any other account is 403."""
+    statuses = {}
+    for account in (*TENANT_ACCOUNTS, "tenant-x"):
+        with sandbox_client(tenants_sandbox, account=account) as client:
+            statuses[account] = client.post(completions_path("u1"), json=BODY).status_code
+    assert statuses == {**dict.fromkeys(TENANT_ACCOUNTS, 201), "tenant-x": 403}
+    assert sorted(c["account_id"] for c in tenants_sandbox.completions()) == list(TENANT_ACCOUNTS)
+    with pytest.raises(ValueError, match="account_ids"):
+        SandboxConfig(account_ids=set())
 
 
 @pytest.mark.parametrize(

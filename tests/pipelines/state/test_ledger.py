@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.core.errors import LockError
+from pipelines.core.state_location import StateLocation
 from pipelines.state.key_results import KeyResult
 from pipelines.state.key_set import KeySet as _KeySet
 from pipelines.state.ledger import Ledger
@@ -78,9 +79,9 @@ EXPECTED = [
 
 
 @pytest.mark.parametrize("reopen", [False, True], ids=["own-writes", "fresh-instance"])
-def test_classify_gives_every_status(tmp_path: Path, reopen: bool) -> None:
+def test_classify_gives_every_status(state_store: StateLocation, reopen: bool) -> None:
     """Each §7 rerun state is recognised, from this instance's writes and from a fresh load."""
-    path = tmp_path / "ledger.sqlite"
+    path = state_store
     with Ledger(path, TARGET) as ledger:
         ledger.acquire("r1")
         ledger.classify(pa.array([key("warm")]), pa.array([key("body")]))  # snapshot before writes
@@ -98,9 +99,9 @@ def test_classify_gives_every_status(tmp_path: Path, reopen: bool) -> None:
         assert got == EXPECTED
 
 
-def test_classify_takes_binary_keys_and_null_hashes(tmp_path: Path) -> None:
+def test_classify_takes_binary_keys_and_null_hashes(state_store: StateLocation) -> None:
     """16-byte binary keys work like hex; a null body hash never reads as a change."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         ledger.acquire("r1")
         ledger.mark_in_flight([key("a")], [key("body")], "r1")
         ledger.record([KeyResult(key("a"), "delivered", 201, "x")], "r1")
@@ -109,9 +110,9 @@ def test_classify_takes_binary_keys_and_null_hashes(tmp_path: Path) -> None:
         assert got == ["delivered", "new"]
 
 
-def test_empty_columns_are_fine(tmp_path: Path) -> None:
+def test_empty_columns_are_fine(state_store: StateLocation) -> None:
     """An empty chunk classifies to an empty answer and writes nothing."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         ledger.acquire("r1")
         assert classify(ledger, [], []) == []
         ledger.mark_in_flight([], [], "r1")
@@ -119,9 +120,9 @@ def test_empty_columns_are_fine(tmp_path: Path) -> None:
         assert sum(ledger.counts().values()) == 0
 
 
-def test_classify_rejects_malformed_columns(tmp_path: Path) -> None:
+def test_classify_rejects_malformed_columns(state_store: StateLocation) -> None:
     """Keys that are not 32 hex characters, or a length mismatch, are programming errors."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         with pytest.raises(ValueError, match="hexadecimal"):
             ledger.classify(pa.array(["z" * 32]), pa.array([key("b")]))
         with pytest.raises(ValueError, match="32 hex"):
@@ -144,9 +145,9 @@ def test_classify_handles_keys_sharing_their_first_eight_bytes() -> None:
     assert [int(raw[order][i, 15]) if i >= 0 else None for i in found] == [7, None, 1]
 
 
-def test_second_run_fails_fast_naming_the_holder(tmp_path: Path) -> None:
+def test_second_run_fails_fast_naming_the_holder(state_store: StateLocation) -> None:
     """A second run on the same ledger and target gets LockError with run id, pid, host, since."""
-    path = tmp_path / "l.sqlite"
+    path = state_store
     with Ledger(path, TARGET) as first, Ledger(path, TARGET + "/") as second:
         first.acquire("run-A")
         with pytest.raises(LockError) as caught:
@@ -209,19 +210,19 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
             other.acquire("third-run")
 
 
-def test_writes_need_the_lock(tmp_path: Path) -> None:
+def test_writes_need_the_lock(state_store: StateLocation) -> None:
     """Marking or recording without holding the lock is refused."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         with pytest.raises(RuntimeError, match="acquire"):
             ledger.mark_in_flight([key("a")], [key("b")], "r1")
         with pytest.raises(RuntimeError, match="acquire"):
             ledger.record([KeyResult(key("a"), "delivered", 201)], "r1")
 
 
-def test_gave_up_after_failing_in_three_runs(tmp_path: Path) -> None:
+def test_gave_up_after_failing_in_three_runs(state_store: StateLocation) -> None:
     """A 4xx counts once per run; the third failing run gives up; 5xx and 429 do not count."""
     k = key("row")
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         ledger.acquire("r1")
         fail(ledger, k, "r1")
         fail(ledger, k, "r1")  # same run again: still one failed run
@@ -239,9 +240,9 @@ def test_gave_up_after_failing_in_three_runs(tmp_path: Path) -> None:
         assert classify(ledger, [k], [key("body")]) == ["gave_up"]
 
 
-def test_retry_failed_lifts_gave_up(tmp_path: Path) -> None:
+def test_retry_failed_lifts_gave_up(state_store: StateLocation) -> None:
     """``retry_failed`` turns gave_up keys back into retries with a fresh count."""
-    path = tmp_path / "l.sqlite"
+    path = state_store
     with Ledger(path, TARGET) as ledger:
         ledger.acquire("r1")
         k = seed_every_status(ledger)
@@ -252,9 +253,9 @@ def test_retry_failed_lifts_gave_up(tmp_path: Path) -> None:
         assert ledger.retry_failed() == 0
 
 
-def test_forget_makes_keys_new_again(tmp_path: Path) -> None:
+def test_forget_makes_keys_new_again(state_store: StateLocation) -> None:
     """Forgotten keys are sent again; the count says how many the ledger held."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         ledger.acquire("r1")
         k = seed_every_status(ledger)
         assert classify(ledger, [k["delivered"]], [key("body")]) == ["delivered"]
@@ -264,9 +265,9 @@ def test_forget_makes_keys_new_again(tmp_path: Path) -> None:
         assert ledger.lookup(k["delivered"]) is None
 
 
-def test_crashed_run_leaves_keys_in_doubt(tmp_path: Path) -> None:
+def test_crashed_run_leaves_keys_in_doubt(state_store: StateLocation) -> None:
     """Keys marked in_flight and never recorded are in doubt for the next run (to resend)."""
-    path = tmp_path / "l.sqlite"
+    path = state_store
     keys = [key(f"k{i}") for i in range(3)]
     crashed = Ledger(path, TARGET).open()
     crashed.acquire("r1")
@@ -286,9 +287,9 @@ def test_crashed_run_leaves_keys_in_doubt(tmp_path: Path) -> None:
         }
 
 
-def test_unmark_restores_what_keys_were(tmp_path: Path) -> None:
+def test_unmark_restores_what_keys_were(state_store: StateLocation) -> None:
     """Keys marked but never sent return to their earlier state; new ones leave the ledger."""
-    with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
+    with Ledger(state_store, TARGET) as ledger:
         ledger.acquire("r1")
         retry, fresh = key("retry"), key("fresh")
         fail(ledger, retry, "r1")
@@ -311,6 +312,7 @@ import hashlib, sys
 from pathlib import Path
 import pyarrow as pa
 from pipelines.state.key_results import KeyResult
+from pipelines.core.state_location import StateLocation
 from pipelines.state.ledger import Ledger
 
 def key(text):

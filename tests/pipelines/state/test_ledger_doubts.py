@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
-from pipelines.state.ledger_schema import SCHEMA_VERSION
+from pipelines.state.state_schema import SCHEMA_VERSION
 from tests.pipelines.state.test_ledger import TARGET, key
 
 
@@ -59,7 +59,7 @@ def test_a_schema_1_file_is_upgraded_in_place_and_keeps_its_keys(tmp_path: Path)
         counts = ledger.counts()
     with closing(sqlite3.connect(path)) as db:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     assert counts["in_flight"] == 1 and counts["delivered"] == 1
     assert (doubts[k1].account_id, doubts[k1].user_id) == (None, None)
     assert doubts[k1].in_flight_since <= datetime.now(UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.core.errors import StateVersionError
 from pipelines.state.ledger import Ledger
-from pipelines.state.ledger_schema import SCHEMA_VERSION
+from pipelines.state.state_schema import SCHEMA_VERSION
 
 TARGET = "https://api.stackone.com"
 
@@ -44,4 +44,3 @@ def test_a_newer_ledger_is_a_state_version_error_naming_file_and_versions(tmp_pa
     assert (caught.value.exit_code, caught.value.retryable) == (2, False)
     with closing(sqlite3.connect(path)) as db:  # the file is left as it was
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 7
-
