@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import ssl
+import tempfile
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -99,3 +101,6 @@ def tenants_sandbox(tenants_sandbox_session: RunningSandbox) -> RunningSandbox:
 
 
 from tests.state_stores import postgres_url, state_store  # noqa: E402, F401  (fixtures)
+
+# Rate budget files of the test runs (one per API key and target) in a folder of their own.
+os.environ.setdefault("LMS_SYNC_BUDGET_DIR", tempfile.mkdtemp(prefix="lms-sync-budgets-"))

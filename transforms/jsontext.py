@@ -14,6 +14,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.string_buffers import any_control_or
+
 _SPECIAL = r'[\x00-\x1f"\\]'
 _SAMPLE = 2048
 
@@ -67,25 +69,47 @@ def optional_object(members: list[pa.Array], length: int) -> pa.Array:
     return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), obj)
 
 
+def may_need_escapes(text: pa.Array) -> bool:
+    """Whether any byte of a string column's values is a quote, a backslash or a control
+    character: one numpy pass over the data buffer, much cheaper than a regex per value."""
+    return any_control_or(text, b'"\\')
+
+
+def quoted_parts(values: pa.Array) -> list[pa.Array | str]:
+    """Pieces that ``binary_join_element_wise`` turns into each value as a JSON string literal:
+    the bare text between two quotes when nothing needs escaping (no extra pass), else
+    ``json_string``."""
+    text = _as_text(values)
+    return ['"', text, '"'] if not may_need_escapes(text) else [json_string(text)]
+
+
 def _as_text(values: pa.Array) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
 
 
+def few_distinct(values: pa.Array) -> bool:
+    """Whether a long column has few distinct values (judged on its first rows): then work done
+    once per distinct value and spread back with ``take`` is cheaper than a pass over all rows."""
+    if len(values) <= _SAMPLE:
+        return False
+    return bool(pc.count_distinct(values.slice(0, _SAMPLE)).as_py() < _SAMPLE // 4)
+
+
 def _per_distinct(text: pa.Array, apply: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """``apply`` over the distinct values when there are few of them, else over the column."""
-    if len(text) > _SAMPLE:
-        sample = text.slice(0, _SAMPLE)
-        if pc.count_distinct(sample).as_py() < _SAMPLE // 4:
-            encoded = pc.dictionary_encode(text)
-            return pc.take(apply(encoded.dictionary), encoded.indices)
+    if few_distinct(text):
+        encoded = pc.dictionary_encode(text)
+        return pc.take(apply(encoded.dictionary), encoded.indices)
     return apply(text)
 
 
 def _quote(text: pa.Array, prefix: str = "") -> pa.Array:
     """``prefix"text"`` with JSON escapes; null stays null."""
     quoted = pc.binary_join_element_wise(prefix + '"', text, '"', "")
+    if not may_need_escapes(text):
+        return quoted
     special = pc.fill_null(pc.match_substring_regex(text, _SPECIAL), False)
     if not pc.any(special).as_py():
         return quoted

@@ -1,6 +1,6 @@
 """``lms-sync ledger``: look into the delivery ledger and fix its state by hand (DESIGN §7): keys
 per outcome, one key or the key of one source row (computed by the pipeline's own check step),
-forget keys, lift ``gave_up``; changes take the run lock, so they never race a delivery."""
+forget keys, lift ``gave_up`` (each an atomic write, safe beside a running delivery)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from pipelines.cli.options import LedgerOpt
 from pipelines.core.errors import SourceError
 from pipelines.core.settings import DEFAULT_LEDGER, environment, load_settings
 from pipelines.core.state_location import StateLocation, resolve_state
-from pipelines.output.run_folder import new_run_id
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import load_mapping, plan_run
 from pipelines.source.batches import SourceBatch
@@ -127,14 +126,11 @@ def ledger_command(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Lift gave_up: later runs retry those keys.")
     ] = False,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for a run holding the ledger before changing it.")
-    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
 ) -> None:
     """Show keys per outcome, look up a key or a source row, forget keys, lift gave_up.
 
-    Exit 0, 1 when a looked-up key or row is not in the ledger, 2 on a usage or lock error.
+    Exit 0, 1 when a looked-up key or row is not in the ledger, 2 on a usage error.
 
     Examples:
 
@@ -155,7 +151,7 @@ def ledger_command(
         row_of = _source_row_key(source_row, mapping, settings.account_id, env)
         with Ledger(store, settings.target) as state:
             result["target"] = state.target
-            _change(state, keys, retry_failed, wait, result)
+            _change(state, keys, retry_failed, result)
             found = _look_up(state, lookup_key, row_of, result)
     except LmsSyncError as exc:
         fail(str(exc), exc.exit_code)
@@ -187,20 +183,12 @@ def _source_row_key(
     return key_of_source_row(file, row, load_mapping(mapping, env), account_id, datetime.now(UTC))
 
 
-def _change(
-    state: Ledger, keys: list[str], retry_failed: bool, wait: bool, result: dict[str, Any]
-) -> None:
-    """Forget keys and lift gave_up under the ledger's run lock, noting counts in ``result``."""
-    if not (keys or retry_failed):
-        return
-    state.acquire(f"ledger-{new_run_id(datetime.now(UTC))}", wait)
-    try:
-        if keys:
-            result["forgotten"] = state.forget(keys)
-        if retry_failed:
-            result["retried"] = state.retry_failed()
-    finally:
-        state.release()
+def _change(state: Ledger, keys: list[str], retry_failed: bool, result: dict[str, Any]) -> None:
+    """Forget keys and lift gave_up (each one atomic write), noting counts in ``result``."""
+    if keys:
+        result["forgotten"] = state.forget(keys)
+    if retry_failed:
+        result["retried"] = state.retry_failed()
 
 
 def _look_up(

@@ -29,7 +29,6 @@ LedgerOpt = Annotated[
 StateBlockOpt = Annotated[
     str | None, typer.Option(help="Prefect Secret block holding the state URL (runs as a flow).")
 ]
-WaitOpt = Annotated[bool, typer.Option("--wait", help="Wait for another run holding the ledger.")]
 PrefectOpt = Annotated[
     bool, typer.Option("--prefect", help="Run as a Prefect flow even without PREFECT_API_URL.")
 ]

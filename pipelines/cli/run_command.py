@@ -25,7 +25,6 @@ from pipelines.cli.options import (
     QuietOpt,
     RateLimitOpt,
     StateBlockOpt,
-    WaitOpt,
 )
 from pipelines.output.report import RunReport
 from pipelines.run.request import RunRequest
@@ -71,7 +70,6 @@ def run_command(
         concurrency: ConcurrencyOpt = None,
         ledger: LedgerOpt = None,
         state_block: StateBlockOpt = None,
-        wait: WaitOpt = False,
         prefect: PrefectOpt = False,
         max_invalid_pct: MaxInvalidPctOpt = None,
         json_output: JsonOpt = False,
@@ -87,7 +85,6 @@ def run_command(
             out=str(out) if out else None,
             dry_run=dry_run,
             ledger=str(ledger) if ledger else None,
-            wait=wait,
             max_invalid_pct=max_invalid_pct,
             check_remote=check_remote,
             base_url=base_url,

@@ -4,7 +4,6 @@
     ├── MappingError             (transforms.errors) the mapping file is wrong   terminal, exit 2
     ├── SourceError              a source file cannot be read at all             terminal, exit 2
     ├── SettingsError            a setting the run needs is missing or wrong     terminal, exit 2
-    ├── LockError                another run holds the ledger for this target    terminal, exit 2
     ├── StateVersionError        the ledger was written by a newer lms-sync      terminal, exit 2
     ├── ApiError                 a user lookup was refused or ran out of retries row-level, exit 1
     └── AbortError               the API says stop: 501, unreachable, …          terminal, exit 3
@@ -25,7 +24,6 @@ __all__ = [
     "AccountRefused",
     "ApiError",
     "AuthError",
-    "LockError",
     "SettingsError",
     "SourceError",
     "StateVersionError",
@@ -92,23 +90,6 @@ class AccountRefused(AuthError):
         self.server_message = server_message
         self.base_url = base_url
         self.attempts = attempts
-
-
-class LockError(LmsSyncError):
-    """Another run holds the delivery ledger for this target; the message names it (exit 2).
-
-    Retryable: the holder finishes or dies, then ``--wait`` (or a later run) gets the lock.
-    """
-
-    retryable = True
-    exit_code = 2
-
-    def __init__(self, message: str, *, run_id: str, pid: int, host: str, since: str) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-        self.pid = pid
-        self.host = host
-        self.since = since
 
 
 class StateVersionError(LmsSyncError):

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     backoff_base: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30.0, ge=0)
     state_url: SecretStr | None = None  # LMS_SYNC_STATE_URL: sqlite:///path or postgresql://…
+    budget_dir: Path | None = None  # LMS_SYNC_BUDGET_DIR: rate budget files (no PostgreSQL state)
 
     def __init__(self, **values: Any) -> None:
         # Field names work as keywords too, without making LMS_SYNC_API_KEY & co. env sources.
@@ -161,6 +162,15 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def budget_folder(self) -> Path:
+        """Where the rate budget file of each API key is kept when the state is not in
+        PostgreSQL: shared by every process of the machine's user (``LMS_SYNC_BUDGET_DIR``)."""
+        if self.budget_dir is not None:
+            return self.budget_dir
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(cache) / "lms-sync" / "rate-budgets"
+
+    @property
     def target(self) -> str:
         """The base URL, which names the target in reports and keys the ledger."""
         return self.base_url
@@ -178,7 +188,6 @@ class RunOptions:
     out: Path | None = None
     dry_run: bool = False
     state: StateLocation = DEFAULT_STATE
-    wait: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
     resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer

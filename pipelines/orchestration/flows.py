@@ -85,7 +85,6 @@ async def sync_completions(
     out: str | None = None,
     dry_run: bool = False,
     ledger: str | None = None,
-    wait: bool = False,
     max_invalid_pct: float | None = None,
     check_remote: bool = False,
     base_url: str | None = None,
@@ -104,13 +103,15 @@ async def sync_completions(
     dead-lettered within it, ``Completed with dead-letters`` and how many and why.
     """
     request = RunRequest(
-        sources, mapping, replay, out, dry_run, ledger, wait, max_invalid_pct, check_remote,
+        sources, mapping, replay, out, dry_run, ledger, max_invalid_pct, check_remote,
         base_url, rate_limit, concurrency, resend_in_doubt, state_block,
     )  # fmt: skip
     settings = await settings_with_secret(request.settings(), api_key_block, request.state_block)
     plan = request.plan(settings)
     hooks = run_hooks(progress_seconds)
-    report = await run_plan(plan, settings, request.options(settings), check=check_chunk_task, hooks=hooks)
+    report = await run_plan(
+        plan, settings, request.options(settings), check=check_chunk_task, hooks=hooks
+    )
     await acreate_markdown_artifact(
         key="lms-sync-run-summary",
         markdown=summary_markdown(report),
@@ -150,7 +151,7 @@ async def nightly_sync(
 ) -> State:
     """Process the exports in a landing directory (or glob) not processed before, oldest first."""
     request = RunRequest(
-        [landing], mapping, False, out, dry_run, ledger, False, max_invalid_pct,
+        [landing], mapping, False, out, dry_run, ledger, max_invalid_pct,
         state_block=state_block,
     )  # fmt: skip
     return await _run_job("nightly_sync", [landing], request, api_key_block)
@@ -169,7 +170,7 @@ async def backfill(
 ) -> State:
     """Deliver many files (or a partitioned directory), one subflow per file; rerun to resume."""
     request = RunRequest(
-        sources, mapping, False, out, dry_run, ledger, False, max_invalid_pct,
+        sources, mapping, False, out, dry_run, ledger, max_invalid_pct,
         state_block=state_block,
     )  # fmt: skip
     return await _run_job("backfill", sources, request, api_key_block)

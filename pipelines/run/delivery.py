@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pipelines.api.client import StackOneClient
 from pipelines.api.user_lookup import UserResolver
-from pipelines.core.errors import LockError
 from pipelines.core.outcomes import RunMode
 from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.report import RunReport
@@ -24,6 +23,7 @@ from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.crash_recording import Redact, record_errors
 from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
 from pipelines.run.delivery_watch import DeliveryWatch
+from pipelines.run.leases import MIN_LEASE_SECONDS, Lease, renewing
 from pipelines.run.plan import RunPlan
 from pipelines.run.reconcile import Reconciler
 from pipelines.run.repeats import RepeatTracker
@@ -33,7 +33,6 @@ from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
 from transforms.validation import CheckedRows
 
-LOCK_POLL_SECONDS = 1.0  # --wait: how often to ask again for the ledger lock
 Check = Callable[[Chunk, RunPlan, datetime], CheckedRows]
 
 
@@ -45,29 +44,26 @@ async def deliver_run(
     out: Path | None,
     target: str,
     stop: asyncio.Event | None = None,
-    wait: bool = False,
     check: Check = check_chunk,
     resolver: UserResolver | None = None,
     on_report: Callable[[RunReport], None] | None = None,
     resend_in_doubt: bool = False,
     redact: Redact | None = None,
     hooks: RunHooks | None = None,
+    lease_seconds: float = MIN_LEASE_SECONDS,
 ) -> RunReport:
     """Deliver every valid row of the plan's sources; the report is written however it ends.
 
-    The ledger lock is taken first, so a run refused by it (LockError) writes no files.
+    Runs on one target go side by side: each claims the keys it sends (with a lease renewed
+    while it runs); a key another live run has claimed is pending here (``claimed_elsewhere``).
     """
     started = datetime.now(UTC)
     run_id = new_run_id(started)
     stop = stop or asyncio.Event()
-    await _lock(ledger, run_id, wait, stop)
-    try:
-        report = RunReport(run_id, RunMode.DELIVER, target, [str(p) for p in plan.sources], started)
-        report.folder = run_folder(out, run_id)
-        deadletter = DeadLetterWriter(report.folder, plan.deadletter_schema)
-    except BaseException:
-        ledger.release()
-        raise
+    report = RunReport(run_id, RunMode.DELIVER, target, [str(p) for p in plan.sources], started)
+    report.folder = run_folder(out, run_id)
+    deadletter = DeadLetterWriter(report.folder, plan.deadletter_schema)
+    ledger.begin(run_id)
     if on_report is not None:
         on_report(report)  # a progress display reads it while the run goes on
     sink = DeliverySink(
@@ -80,11 +76,13 @@ async def deliver_run(
         resolve_by=plan.spec.user.resolve_by,
         reconciler=Reconciler(client, ledger, client.concurrency),
         resend_in_doubt=resend_in_doubt,
+        lease=Lease(lease_seconds),
     )
     watch = DeliveryWatch(hooks or RunHooks(), sink, client.stats)
     try:
         with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
-            await _send_all(plan, client, watch, check, stop, started)
+            async with renewing(ledger, sink.lease):
+                await _send_all(plan, client, watch, check, stop, started)
     finally:
         stats = client.stats
         report.requests_sent, report.status_429, report.retries = (
@@ -93,7 +91,7 @@ async def deliver_run(
             stats.retries,
         )
         deadletter.close()
-        ledger.release()
+        ledger.end()
         report.finish(deadletter.paths())
     return report
 
@@ -169,18 +167,3 @@ async def _produce(
     finally:
         sink.closed = True
         sink.arrived.set()
-
-
-async def _lock(ledger: Ledger, run_id: str, wait: bool, stop: asyncio.Event) -> None:
-    """Take the ledger lock; with ``wait``, ask again every second (a stop ends the wait)."""
-    while True:
-        try:
-            ledger.acquire(run_id)
-            return
-        except LockError:
-            if not wait or stop.is_set():
-                raise
-        try:
-            await asyncio.wait_for(stop.wait(), LOCK_POLL_SECONDS)
-        except TimeoutError:
-            continue

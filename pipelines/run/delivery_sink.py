@@ -23,6 +23,7 @@ from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk
 from pipelines.run.delivery_failures import SentRow, failed_table
+from pipelines.run.leases import Lease
 from pipelines.run.reconcile import Reconciler, reconciled_result
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
@@ -37,7 +38,7 @@ FLUSH_SECONDS = 0.25  # outcomes are committed at least this often (a crash leav
 
 @dataclass
 class DeliverySink:
-    """Valid rows of a delivering run: ledger check, write-ahead in_flight, results recorded."""
+    """Valid rows of a delivering run: ledger check, write-ahead claims, results recorded."""
 
     ledger: Ledger
     report: RunReport
@@ -55,7 +56,8 @@ class DeliverySink:
     reconciler: Reconciler | None = None  # keys in doubt are checked at the API before resending
     resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer
     doubtful: list[tuple[Submission, str]] = field(default_factory=list)  # to reconcile first
-    marked: set[str] = field(default_factory=set)  # written in_flight by this run, no result yet
+    marked: set[str] = field(default_factory=set)  # claimed by this run, no result yet
+    lease: Lease = field(default_factory=Lease)  # how long this run's claims last
     unanswered: set[str] = field(default_factory=set)  # sent, no result: maybe stored
     _failed_rows: list[tuple[SentRow, Result]] = field(default_factory=list)
     _outcomes: list[KeyResult] = field(default_factory=list)
@@ -180,18 +182,26 @@ class DeliverySink:
                 self.arrived.clear()
                 await self.arrived.wait()
             batch = [self.backlog.popleft() for _ in range(min(self.mark_batch, len(self.backlog)))]
-            keys = [s.key for s, _ in batch]
-            self.ledger.mark_in_flight(
-                pa.array(keys),
+            self.lease.check()  # a run whose leases lapsed sends nothing more
+            claimed = self.ledger.claim(
+                pa.array([s.key for s, _ in batch]),
                 pa.array([h for _, h in batch]),
-                self.run_id,
                 [(s.account_id, s.user_id) for s, _ in batch],
+                self.lease.seconds,
             )
-            self.marked.update(keys)
+            self.marked.update(claimed)
+            self._claimed_elsewhere([s.key for s, _ in batch if s.key not in claimed])
             for submission, _ in batch:
-                yield submission
+                if submission.key in claimed:
+                    yield submission
             if len(self.backlog) < self.mark_batch:
                 self.drained.set()
+
+    def _claimed_elsewhere(self, keys: list[str]) -> None:
+        """Keys another live run has claimed: their rows are pending here (that run sends them)."""
+        if keys:
+            accounts = [self.pending.pop(key).account for key in keys]
+            self.report.add("pending", len(keys), "claimed_elsewhere", accounts)
 
     def on_result(self, result: Result) -> None:
         """Count and record one result; failed rows go to the dead-letter file."""

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pipelines.api.client import StackOneClient
 from pipelines.api.redaction import Redactor
+from pipelines.api.shared_limiter import shared_limiter
 from pipelines.api.user_lookup import UserResolver, check_remote
 from pipelines.core.errors import SettingsError
 from pipelines.core.settings import RunOptions, Settings
@@ -22,6 +23,7 @@ from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.crash_recording import Redact
 from pipelines.run.delivery import deliver_run
 from pipelines.run.dryrun import dry_run
+from pipelines.run.leases import lease_for
 from pipelines.run.plan import RunPlan
 from pipelines.run.run_log import RunHooks, log_outcome, log_start
 from pipelines.state.ledger import Ledger
@@ -128,8 +130,9 @@ async def _deliver(
         with (
             Ledger(options.state, settings.target) as ledger,
             UserCache(options.state, settings.target) as cache,
+            shared_limiter(settings, options.state) as limiter,
         ):
-            async with StackOneClient.from_settings(settings) as client:
+            async with StackOneClient.from_settings(settings, limiter=limiter) as client:
                 return await deliver_run(
                     plan,
                     client,
@@ -137,13 +140,13 @@ async def _deliver(
                     out=options.out,
                     target=settings.target,
                     stop=stop,
-                    wait=options.wait,
                     check=check,
                     resolver=UserResolver(client, cache),
                     on_report=on_report,
                     resend_in_doubt=options.resend_in_doubt,
                     redact=redactor(settings),
                     hooks=hooks,
+                    lease_seconds=lease_for(settings.connect_timeout + settings.read_timeout),
                 )
 
 

@@ -39,7 +39,6 @@ class RunRequest:
     out: str | None = None
     dry_run: bool = False
     ledger: str | None = None
-    wait: bool = False
     max_invalid_pct: float | None = None
     check_remote: bool = False
     base_url: str | None = None
@@ -64,7 +63,6 @@ class RunRequest:
             Path(self.out) if self.out else None,
             self.dry_run,
             self.state(settings),
-            self.wait,
             self.max_invalid_pct,
             self.check_remote and self.dry_run,
             self.resend_in_doubt,

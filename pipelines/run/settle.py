@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from pipelines.core.outcomes import Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
+from pipelines.run.checked_ahead import DEFAULT_AHEAD, checked_ahead
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import RunPlan
 from pipelines.run.repeats import RepeatTracker
@@ -109,8 +110,12 @@ def run_chunks(
     tracker = RepeatTracker(plan.spec.repeats)
     if plan.spec.repeats == "last":
         prime_repeats(plan, tracker, now)
-    for chunk in iter_chunks(plan, on_file):
-        settle_chunk(chunk, check(chunk, plan, now), tracker, report, deadletter, sink)
+    # The plain check is pure: run it a chunk ahead on a second core. Any other (a Prefect
+    # task) runs in this thread, where its run context is.
+    ahead = DEFAULT_AHEAD if check is check_chunk else 0
+    chunks = iter_chunks(plan, on_file)
+    for chunk, checked in checked_ahead(chunks, lambda c: check(c, plan, now), ahead):
+        settle_chunk(chunk, checked, tracker, report, deadletter, sink)
 
 
 def _count(

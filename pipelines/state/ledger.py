@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.core.state_location import StateLocation
+from pipelines.state.claims import claim_keys, release_claims, renew_claims
 from pipelines.state.database import StateDB, closing_on_error
 from pipelines.state.doubts import Doubt, doubts_of
-from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves, sort_order
+from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves
 from pipelines.state.key_results import KeyResult, record_params
 from pipelines.state.key_set import KeySnapshot
 from pipelines.state.key_status import load_snapshot, status_codes
@@ -32,14 +33,12 @@ from pipelines.state.ledger_schema import (
     FAILED,
     GAVE_UP_CODE,
     IN_FLIGHT,
-    MARK_SQL,
     RECORD_SQL,
     STATUSES,
     normalise_target,
     run_ref,
     target_ref,
 )
-from pipelines.state.locks import LockHolder, drop_lock, lock_holder, take_lock
 from pipelines.state.state_migrations import open_state
 
 __all__ = ["Ledger"]
@@ -59,7 +58,7 @@ class Ledger:
         self.target = normalise_target(target)
         self._conn: StateDB | None = None
         self._target_id = 0
-        self._lock_run: str | None = None
+        self._run: str | None = None
         self._run_refs: dict[str, int] = {}
         self._known: KeySnapshot | None = None
 
@@ -75,15 +74,13 @@ class Ledger:
         return self
 
     def close(self) -> None:
-        """Release the lock if this instance holds it, then close the connection."""
+        """Close the connection."""
         if self._conn is None:
             return
-        try:
-            self.release()
-        finally:
-            self._conn.close()
-            self._conn = None
-            self._known = None
+        self._run = None
+        self._conn.close()
+        self._conn = None
+        self._known = None
 
     def __enter__(self) -> Ledger:
         return self.open()
@@ -106,46 +103,26 @@ class Ledger:
         """One write transaction, taken up front so two writers queue instead of deadlocking."""
         return self._db.write()
 
-    # -- the run lock -------------------------------------------------------------------------
+    # -- the run writing --------------------------------------------------------------------
 
-    def acquire(self, run_id: str, wait: bool = False, *, poll_seconds: float = 1.0) -> None:
-        """Take the one-run-at-a-time lock for this target; LockError names the holder.
-
-        A lock left by a process that is gone (same host, pid not alive) is taken over;
-        ``wait=True`` polls until the holder lets go.
-        """
-        while True:
-            holder = self._try_lock(run_id)
-            if holder is None:
-                self._lock_run = run_id
-                return
-            if not wait:
-                raise holder.lock_error(self.where, self.target)
-            time.sleep(poll_seconds)
-
-    def release(self) -> None:
-        """Let go of the lock if this instance holds it (a no-op otherwise)."""
-        if self._lock_run is None:
-            return
+    def begin(self, run_id: str) -> None:
+        """Write delivery state as ``run_id`` from now on (runs on one target run side by side:
+        each claims the keys it sends, see ``claim``)."""
         with self._write() as db:
-            drop_lock(db, self._target_id, self._lock_run)
-        self._lock_run = None
-
-    def _try_lock(self, run_id: str) -> LockHolder | None:
-        with self._write() as db:
-            holder = lock_holder(db, self._target_id)
-            if holder is not None:
-                if holder.is_mine(run_id):
-                    return None
-                if holder.blocks():
-                    return holder
-            take_lock(db, self._target_id, run_id)
             self._run_ref(db, run_id)
-        return None
+        self._run = run_id
 
-    def _require_lock(self) -> None:
-        if self._lock_run is None:
-            raise RuntimeError("acquire() the ledger before writing delivery state")
+    def end(self) -> None:
+        """The run is over: what it left in flight is in doubt for the next run at once."""
+        if self._run is not None and self._conn is not None:
+            with self._write() as db:
+                release_claims(db, self._target_id, self._run_ref(db, self._run))
+        self._run = None
+
+    def _require_run(self) -> str:
+        if self._run is None:
+            raise RuntimeError("begin() a run before writing delivery state")
+        return self._run
 
     def _run_ref(self, db: StateDB, run_id: str) -> int:
         ref = self._run_refs.get(run_id)
@@ -191,36 +168,41 @@ class Ledger:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def mark_in_flight(
-        self, keys: pa.Array | Sequence[str], body_hashes: pa.Array | Sequence[str], run_id: str,
-        destinations: Sequence[tuple[str, str]] | None = None,
-    ) -> None:  # fmt: skip
-        """Write-ahead: the keys are about to be sent (one transaction, before any request);
-        ``destinations`` gives each key's (account id, user id in the path)."""
-        self._require_lock()
+    def claim(
+        self, keys: pa.Array | Sequence[str], body_hashes: pa.Array | Sequence[str],
+        destinations: Sequence[tuple[str | None, str | None]] | None = None,
+        lease_seconds: float = 120.0,
+    ) -> set[str]:  # fmt: skip
+        """Write-ahead claim: the keys about to be sent go in_flight for this run with a lease, in
+        one transaction before any request; the keys (hex) claimed, never one another run holds
+        under a live lease. ``destinations`` gives each key's (account id, user id in the path)."""
+        run = self._require_run()
         key_bytes, _ = as_16_bytes(as_arrow(keys), "keys", nulls=False)
         hash_bytes, _ = as_16_bytes(as_arrow(body_hashes), "body_hashes", nulls=False)
         if len(key_bytes) != len(hash_bytes):
             raise ValueError(f"{len(key_bytes)} keys but {len(hash_bytes)} body hashes")
-        order = sort_order(key_bytes)  # neighbouring keys share B-tree pages
-        now = int(time.time())
+        where: Sequence[tuple[str | None, str | None]] = destinations or [(None, None)] * len(
+            key_bytes
+        )
         with self._write() as db:
-            ref = self._run_ref(db, run_id)
-            db.executemany(
-                MARK_SQL,
-                (
-                    (self._target_id, key_bytes[i].tobytes(), hash_bytes[i].tobytes(), ref, now)
-                    + (destinations[i] if destinations else (None, None))
-                    for i in order
-                ),
-            )
+            ref = self._run_ref(db, run)
+            claimed = claim_keys(
+                db, self._target_id, ref, key_bytes, hash_bytes, where, lease_seconds,
+                int(time.time()),
+            )  # fmt: skip
         self._written(key_bytes)
+        return {key.hex() for key in claimed}
+
+    def renew(self, lease_seconds: float) -> int:
+        """Extend this run's leases (every third of the lease); how many keys it holds."""
+        run = self._require_run()
+        with self._write() as db:
+            return renew_claims(db, self._target_id, self._run_ref(db, run), lease_seconds)
 
     def record(self, results: Iterable[KeyResult], run_id: str | None = None) -> None:
         """Write outcomes as they complete, committing every few thousand keys."""
-        self._require_lock()
-        run = run_id or self._lock_run
-        assert run is not None
+        current = self._require_run()
+        run = run_id or current
         batch: list[dict[str, Any]] = []
         for result in results:
             batch.append(record_params(result))

@@ -29,7 +29,6 @@ __all__ = [
     "IN_DOUBT",
     "IN_FLIGHT",
     "LOAD_SQL",
-    "MARK_SQL",
     "NEW",
     "OUTCOME_NAMES",
     "RECORD_SQL",
@@ -57,19 +56,6 @@ OUTCOME_NAMES = {
 }
 # The classify() status of every stored outcome but delivered (which compares body hashes).
 STATUS_OF = {IN_FLIGHT: IN_DOUBT, FAILED: RETRY, GAVE_UP_CODE: GAVE_UP, DUP: DUPLICATE}
-
-MARK_SQL = f"""
-INSERT INTO deliveries (target_id, key, outcome, body_hash, run, updated_at, account_id, user_id)
-VALUES (?, ?, {IN_FLIGHT}, ?, ?, ?, ?, ?)
-ON CONFLICT (target_id, key) DO UPDATE SET
-    account_id = coalesce(excluded.account_id, deliveries.account_id),
-    user_id = coalesce(excluded.user_id, deliveries.user_id),
-    prev_outcome = CASE WHEN deliveries.outcome = {IN_FLIGHT}
-                             AND deliveries.run IS NOT DISTINCT FROM excluded.run
-                        THEN deliveries.prev_outcome ELSE deliveries.outcome END,
-    outcome = {IN_FLIGHT}, body_hash = excluded.body_hash, run = excluded.run,
-    updated_at = excluded.updated_at
-"""
 
 # A 4xx failure carries last_failed_run (else NULL) and failed = 1: counted once per run,
 # gave_up at 3 runs.
@@ -103,8 +89,8 @@ SELECT CAST(group_concat(key, '') AS BLOB),
 FROM deliveries WHERE target_id = ? AND key >= ? AND key < ? AND +outcome = {DONE}
 """,
     "postgres": f"""
-SELECT string_agg(key, ''::bytea ORDER BY key),
-       string_agg(coalesce(body_hash, decode(repeat('00', 16), 'hex')), ''::bytea ORDER BY key),
+SELECT string_agg(key, ''::bytea),
+       string_agg(coalesce(body_hash, decode(repeat('00', 16), 'hex')), ''::bytea),
        count(*)
 FROM deliveries WHERE target_id = ? AND key >= ? AND key < ? AND outcome = {DONE}
 """,

@@ -22,7 +22,12 @@ from pipelines.state.state_schema import SCHEMA_VERSION, schema_statements, view
 __all__ = ["USERS_FILE", "ensure_schema", "open_state", "schema_version"]
 
 USERS_FILE = "users.sqlite"  # where lms-sync before schema 3 kept the user cache
-_ADDED_COLUMNS = (("account_id", "TEXT"), ("user_id", "TEXT"), ("completion_id", "TEXT"))
+_ADDED_COLUMNS = (
+    ("account_id", "TEXT"),
+    ("user_id", "TEXT"),
+    ("completion_id", "TEXT"),
+    ("lease_until", "DOUBLE PRECISION"),
+)
 
 
 def schema_version(db: StateDB) -> int:

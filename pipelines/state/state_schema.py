@@ -1,6 +1,6 @@
 """The state store's tables in SQLite and PostgreSQL, and its schema version.
 
-Every table of the state (targets, runs, the run lock, deliveries, processed exports, the user
+Every table of the state (targets, runs, deliveries with their claims, processed exports, the user
 cache) lives in one store. ``state_version`` records each schema version the store was brought
 to, and when; SQLite also keeps the version in ``PRAGMA user_version``, where files written
 before that table existed (schemas 1 and 2) kept it.
@@ -13,7 +13,8 @@ from pipelines.state.sql_text import hex_of
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "schema_statements", "view_statement"]
 
-SCHEMA_VERSION = 3  # 2: account, user and completion id per key; 3: one store, version table
+SCHEMA_VERSION = 3  # 2: account, user and completion id per key; 3: one store, version
+# table, claims with leases instead of a run lock
 # Copied by ``state copy``, in this order (deliveries refer to targets and runs).
 TABLES = ("targets", "runs", "deliveries", "processed_exports", "user_cache")
 
@@ -37,10 +38,6 @@ CREATE TABLE IF NOT EXISTS targets (id {id}, base_url TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS runs (
     id {id}, run_id TEXT NOT NULL UNIQUE, pid {int}, host TEXT, started_at TEXT
 );
-CREATE TABLE IF NOT EXISTS locks (
-    target_id {int} PRIMARY KEY, run_id TEXT NOT NULL, pid {int} NOT NULL,
-    host TEXT NOT NULL, pid_start TEXT, since TEXT NOT NULL
-);
 CREATE TABLE IF NOT EXISTS deliveries (
     target_id {int} NOT NULL,
     key {blob} NOT NULL,             -- 16 bytes: the BLAKE2b-128 idempotency key
@@ -59,6 +56,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     account_id TEXT,                 -- the account and the user id in the path it was sent to
     user_id TEXT,
     completion_id TEXT,              -- the unified id of the completion the API created
+    lease_until DOUBLE PRECISION,    -- in_flight: the claim's expiry (store clock, unix seconds)
     PRIMARY KEY (target_id, key)
 ){rowid};
 CREATE INDEX IF NOT EXISTS deliveries_outcome ON deliveries (target_id, outcome);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +11,14 @@ import pyarrow.compute as pc
 
 from transforms.converted import Converted
 from transforms.durations import to_iso_durations
-from transforms.jsontext import json_member, json_number, json_string, member, optional_object
+from transforms.jsontext import (
+    few_distinct,
+    json_member,
+    json_number,
+    json_string,
+    member,
+    optional_object,
+)
 from transforms.mapping import Column, Duration, Fields, MappingSpec, Passthrough, Result, Score
 from transforms.results import map_results
 from transforms.scores import to_scores
@@ -66,12 +73,36 @@ def learning_object_id_part(table: pa.Table, column: Column | None) -> FieldPart
     return FieldPart(json_member("learning_object_id", field_text(table, column, table.num_rows)))
 
 
+def per_distinct(raw: pa.Array, build: Callable[[pa.Array], FieldPart]) -> FieldPart:
+    """``build`` once per distinct value when the column has few (durations, scores, statuses,
+    departments), its member and problem spread back with ``take``; else over every row.
+    ``build`` must give a null member and no problem for a null value."""
+    if not few_distinct(raw):
+        return build(raw)
+    try:
+        encoded = pc.dictionary_encode(raw)
+    except pa.ArrowNotImplementedError:  # a type Arrow cannot dictionary-encode
+        return build(raw)
+    part, indices = build(encoded.dictionary), encoded.indices
+    problem = part.problem
+    if problem is not None:
+        fine = problem.codes.null_count == len(problem.codes)
+        codes, messages = (
+            (pa.nulls(len(indices), pa.string()),) * 2
+            if fine
+            else (problem.codes.take(indices), problem.messages.take(indices))
+        )
+        problem = Problem(problem.field, codes, messages)
+    return FieldPart(part.member.take(indices), problem)
+
+
 def time_spent_part(table: pa.Table, column: Duration | None) -> FieldPart | None:
     """``time_spent`` as an ISO 8601 duration."""
     if column is None:
         return None
     raw = field_raw(table, column, table.num_rows)
-    return converted_part("time_spent", to_iso_durations(raw, column.unit))
+    unit = column.unit
+    return per_distinct(raw, lambda v: converted_part("time_spent", to_iso_durations(v, unit)))
 
 
 def result_part(table: pa.Table, column: Result | None) -> FieldPart | None:
@@ -85,8 +116,13 @@ def score_part(table: pa.Table, column: Score | None) -> FieldPart | None:
     """``score``: the percentage and the raw value as given."""
     if column is None:
         return None
-    raw = field_raw(table, column, table.num_rows)
-    scores = to_scores(raw, column.scale)
+    scale = column.scale
+    return per_distinct(field_raw(table, column, table.num_rows), lambda raw: _score(raw, scale))
+
+
+def _score(raw: pa.Array, scale: str) -> FieldPart:
+    """The score member and problems of every value of ``raw``."""
+    scores = to_scores(raw, scale)
     score = pc.binary_join_element_wise(
         ',"score":{"percentage":',
         json_number(scores.values),
@@ -102,11 +138,17 @@ def passthrough_part(table: pa.Table, passthrough: Passthrough | None) -> FieldP
     """``passthrough``: an object of the listed source columns (null when all are blank)."""
     if passthrough is None:
         return None
-    extra = [
-        _passthrough_member(column, clean_text(whole_column(table, column)))
-        for column in passthrough.columns
-    ]
-    return FieldPart(member("passthrough", optional_object(extra, table.num_rows)))
+    names = passthrough.columns
+    if len(names) == 1:  # one column: the member is built once per distinct value
+        raw = clean_text(whole_column(table, names[0]))
+        return per_distinct(raw, lambda values: _passthrough_object(names, [values]))
+    return _passthrough_object(names, [clean_text(whole_column(table, name)) for name in names])
+
+
+def _passthrough_object(names: list[str], values: list[pa.Array]) -> FieldPart:
+    """The passthrough member from each listed column's cleaned values."""
+    extra = [_passthrough_member(name, column) for name, column in zip(names, values, strict=True)]
+    return FieldPart(member("passthrough", optional_object(extra, len(values[0]))))
 
 
 def _passthrough_member(name: str, values: pa.Array) -> pa.Array:

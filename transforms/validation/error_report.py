@@ -13,15 +13,18 @@ _ROW = "_row"  # the field of a malformed source record: reported as malformed_r
 
 def first_problem(problems: list[Problem]) -> tuple[pa.Array, pa.Array, pa.Array]:
     """Code, field and message of each row's first problem in DESIGN §6 order."""
+    n = len(problems[0].codes)
+    problems = [p for p in problems if p.codes.null_count < n]  # fields without a problem
+    if not problems:
+        nulls = pa.nulls(n, pa.string())
+        return nulls, nulls, nulls
     codes = [
         where(pc.is_valid(p.codes), "malformed_row") if p.field == _ROW else p.codes
         for p in problems
     ]
     # "" stands for "no field" (a malformed record) so that coalesce stops at the first problem.
     fields = [
-        pc.if_else(
-            pc.is_valid(c), "" if p.field == _ROW else p.field, pa.scalar(None, pa.string())
-        )
+        pc.if_else(pc.is_valid(c), "" if p.field == _ROW else p.field, pa.scalar(None, pa.string()))
         for p, c in zip(problems, codes, strict=True)
     ]
     field = pc.coalesce(*fields)

@@ -225,17 +225,6 @@ def test_retry_failed_lifts_gave_up(setup: Setup) -> None:
     assert len(setup.running.request_log()) == posts + 1
 
 
-def test_changes_wait_for_a_running_run(setup: Setup) -> None:
-    """While a run holds the ledger, --forget fails fast naming it; lookups still work."""
-    setup.deliver()
-    with Ledger(setup.ledger, setup.running.base_url) as held:
-        held.acquire("20240101T000000Z-beef")
-        result = setup.ledger_cli("--forget", ROW1_KEY)
-        assert result.exit_code == 2, result.output
-        assert "20240101T000000Z-beef" in result.output
-        assert setup.ledger_json("--key", ROW1_KEY)["key"]["record"]["outcome"] == "delivered"
-
-
 def test_missing_ledger_is_a_usage_error(setup: Setup) -> None:
     """No ledger file: exit 2, and no empty ledger is created as a side effect."""
     result = setup.ledger_cli()

@@ -22,7 +22,26 @@ from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger_schema import IN_FLIGHT
 from tests.pipelines.run.test_delivery import child_env, settled_log, stored, write_export
 
-__all__ = ["KillScenario", "Phase", "accepted", "listings"]
+__all__ = [
+    "LEASE_SECONDS",
+    "TIMEOUTS",
+    "KillScenario",
+    "Phase",
+    "accepted",
+    "after_kill",
+    "listings",
+]
+
+# Short request timeouts give the killed runs short leases (twice the timeouts, at least 5 s):
+# the next run may take their keys over once that much time has passed since the kill. 5 s
+# stays far above the sandboxes' slowest answers, so no request is retried after a timeout.
+TIMEOUTS = {"LMS_SYNC_CONNECT_TIMEOUT": "1", "LMS_SYNC_READ_TIMEOUT": "5"}
+LEASE_SECONDS = 12.0
+
+
+def after_kill() -> None:
+    """Wait until a killed run's claims have expired: its keys are in doubt from then on."""
+    time.sleep(LEASE_SECONDS + 0.5)
 
 
 def accepted(log: list[dict[str, Any]]) -> int:
@@ -72,7 +91,7 @@ class KillScenario:
                 [str(self.lms_sync), "run", str(self.export), "-m", str(self.mapping),
                  "--out", str(out), "--ledger", str(self.ledger), "--rate-limit", "2000/1s",
                  "--concurrency", str(self.concurrency), "--quiet"],
-                env=child_env(self.sandbox), cwd=self.folder,
+                env={**child_env(self.sandbox), **TIMEOUTS}, cwd=self.folder,
                 stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
 
@@ -89,6 +108,8 @@ class KillScenario:
             time.sleep(0.005)
         child.wait(60)
         settled_log(self.sandbox)  # the requests the child had started have all landed
+        if killed:
+            after_kill()
         phase = Phase(kill, killed, self.in_flight(), self.duplicates())
         self.phases.append(phase)
         return phase

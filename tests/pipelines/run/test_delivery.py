@@ -15,7 +15,6 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -126,6 +125,7 @@ def child_env(sandbox: RunningSandbox) -> dict[str, str]:
         STACKONE_API_KEY=SANDBOX_KEY,
         STACKONE_ACCOUNT_ID=SANDBOX_ACCOUNT,
         STACKONE_BASE_URL=sandbox.base_url,
+        LMS_SYNC_BUDGET_DIR=os.environ["LMS_SYNC_BUDGET_DIR"],  # the tests' rate budget files
     )
     return env
 
@@ -680,46 +680,3 @@ def test_an_unreachable_api_aborts_and_only_rows_sent_without_an_answer_stay_in_
     assert {(r["_dl_error_code"], r["_dl_http_status"], r["_dl_attempts"]) for r in dead} == {
         ("retries_exhausted", None, 2)
     }
-
-
-def test_wait_takes_the_ledger_lock_once_the_holder_lets_go(
-    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
-) -> None:
-    """Without --wait a held ledger is exit 2 naming the holder's run; with --wait the run waits
-    for the holder to finish and then delivers everything."""
-    sandbox = make_sandbox(rate_limit=FAST)
-    export, mapping = write_export(tmp_path, 60)
-    truth = dry_run_truth(sandbox, export, mapping, tmp_path / "dry")
-    ledger = tmp_path / "l.db"
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with Ledger(ledger, sandbox.base_url) as state:
-            state.acquire("20240101T000000Z-beef")
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        held.wait(10)
-        refused = lms_sync(
-            "run", export, "-m", mapping, "--out", tmp_path / "refused", "--ledger", ledger,
-            env=cli_env(sandbox),
-        )  # fmt: skip
-        assert refused.exit_code == 2, refused.output
-        assert "20240101T000000Z-beef" in refused.output
-        assert not (tmp_path / "refused").exists()
-        threading.Timer(1.0, release.set).start()
-        started = time.monotonic()
-        waited = lms_sync(
-            "run", export, "-m", mapping, "--out", tmp_path / "waited", "--ledger", ledger,
-            "--wait", env=cli_env(sandbox),
-        )  # fmt: skip
-    finally:
-        release.set()
-        thread.join()
-    assert waited.exit_code == 1, waited.output
-    assert time.monotonic() - started >= 0.9
-    assert read_report(tmp_path / "waited")["outcomes"]["delivered"] == len(truth.payloads)
-    assert stored(sandbox) == truth.valid

@@ -19,6 +19,7 @@ import pytest
 
 from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
+from tests.pipelines.run.kill_scenario import TIMEOUTS, after_kill
 from tests.pipelines.run.test_delivery import (
     FAST,
     LMS_SYNC,
@@ -49,7 +50,7 @@ class Child:
         self._stderr: IO[bytes] = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
             [str(LMS_SYNC), "run", *map(str, args), "--quiet"],
-            env=child_env(sandbox),
+            env={**child_env(sandbox), **TIMEOUTS},
             cwd=folder,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
@@ -132,6 +133,7 @@ def test_a_killed_run_is_finished_by_a_rerun_that_reconciles_the_keys_in_doubt_f
     wait_for(lambda: len(sandbox.completions()) >= 60, child)
     child.signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
+    after_kill()  # its claims expire
     log_at_kill = settled_log(sandbox)  # requests the child had started have all landed
 
     with Ledger(ledger, sandbox.base_url) as state:
@@ -199,11 +201,12 @@ def test_sigint_stops_in_order_and_a_rerun_finishes_the_rest(
     assert stored(sandbox) == truth.valid
 
 
-def test_a_second_run_on_the_same_ledger_and_target_exits_2_naming_the_holder(
+def test_a_second_run_on_the_same_ledger_and_target_never_sends_a_key_twice(
     make_sandbox: Callable[..., RunningSandbox], tmp_path: Path, children: list[Child]
 ) -> None:
-    """While a child delivers, a second run against the same ledger and target fails fast with
-    exit 2, names the holder's pid and writes nothing; another target on that ledger may run."""
+    """While a child process delivers, a second run on the same ledger and target goes side by
+    side: keys the child has claimed are pending there (``claimed_elsewhere``), no key is sent
+    twice, and a third run sends what is left, so every row is stored exactly once."""
     sandbox = make_sandbox(rate_limit=FAST, latency=(200.0, 200.0))
     child, truth, export, mapping, ledger = start_delivery(children, sandbox, tmp_path, 200, 2)
     wait_for(lambda: len(sandbox.completions()) >= 2, child)
@@ -212,15 +215,13 @@ def test_a_second_run_on_the_same_ledger_and_target_exits_2_naming_the_holder(
         "run", export, "-m", mapping, "--out", tmp_path / "second", "--ledger", ledger,
         env=cli_env(sandbox),
     )  # fmt: skip
-
-    assert second.exit_code == 2, second.output
-    assert f"pid {child.pid}" in second.output and "--wait" in second.output
-    assert not (tmp_path / "second").exists()
-    other = make_sandbox(rate_limit=FAST)
-    result, report = deliver_cli(other, export, mapping, tmp_path / "other", ledger)
-    assert result.exit_code == 1, result.output
-    assert report["outcomes"]["delivered"] == len(truth.payloads)
-    assert child.process.poll() is None  # the first run was never disturbed
-    child.signal(signal.SIGTERM)
-    assert child.wait() == 3, child.stderr
-    assert read_report(tmp_path / "child")["aborted"] == "interrupted"
+    assert second.exit_code in (0, 1), second.output
+    assert child.wait() in (0, 1), child.stderr
+    reports = [read_report(tmp_path / "second")]
+    assert reports[0]["reasons"].get("claimed_elsewhere", 0) > 0
+    result, third = deliver_cli(sandbox, export, mapping, tmp_path / "third", ledger)
+    assert result.exit_code in (0, 1), result.output
+    users = posted_users(sandbox.request_log())
+    assert len(users) == len(set(users)) == len(truth.payloads)  # not one key sent twice
+    assert stored(sandbox) == truth.valid
+    assert "http_409" not in third["reasons"]

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.sandbox import RunningSandbox
 from pipelines.state.ledger import Ledger
-from tests.pipelines.run.kill_scenario import KillScenario, accepted, listings
+from tests.pipelines.run.kill_scenario import KillScenario, accepted, after_kill, listings
 from tests.pipelines.run.test_delivery import (
     FAST,
     LMS_SYNC,
@@ -82,6 +82,7 @@ def _killed_with_doubts(
     wait_for(lambda: len(sandbox.completions()) >= 30, child)
     child.signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
+    after_kill()  # its claims expire
     settled_log(sandbox)
     with Ledger(ledger, sandbox.base_url) as state:
         doubt = set(state.in_doubt())

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import textwrap
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -20,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.core.errors import LockError
 from pipelines.core.state_location import StateLocation
 from pipelines.state.key_results import KeyResult
 from pipelines.state.key_set import KeySet as _KeySet
@@ -42,16 +37,18 @@ def classify(ledger: Ledger, keys: Sequence[str], bodies: Sequence[str | None]) 
 
 def fail(ledger: Ledger, k: str, run_id: str, status: int = 400) -> None:
     """One run sends ``k`` and the API rejects it."""
-    ledger.mark_in_flight([k], [key("body")], run_id)
+    ledger.begin(run_id)
+    ledger.claim([k], [key("body")])
     ledger.record([KeyResult(k, "failed", status, None, f"http_{status}", "rejected")], run_id)
 
 
 def seed_every_status(ledger: Ledger) -> dict[str, str]:
-    """Write one key per ledger state in runs r1..r3 (the ledger must be acquired)."""
+    """Write one key per ledger state in runs r1..r3."""
     k = {
         name: key(name) for name in ("delivered", "changed", "in_doubt", "retry", "gave_up", "dup")
     }
-    ledger.mark_in_flight(list(k.values()), [key("body")] * len(k), "r1")
+    ledger.begin("r1")
+    ledger.claim(list(k.values()), [key("body")] * len(k), lease_seconds=0)
     ledger.record(
         [
             KeyResult(k["delivered"], "delivered", 201, "remote-1"),
@@ -83,7 +80,7 @@ def test_classify_gives_every_status(state_store: StateLocation, reopen: bool) -
     """Each §7 rerun state is recognised, from this instance's writes and from a fresh load."""
     path = state_store
     with Ledger(path, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         ledger.classify(pa.array([key("warm")]), pa.array([key("body")]))  # snapshot before writes
         k = seed_every_status(ledger)
         if not reopen:
@@ -102,8 +99,8 @@ def test_classify_gives_every_status(state_store: StateLocation, reopen: bool) -
 def test_classify_takes_binary_keys_and_null_hashes(state_store: StateLocation) -> None:
     """16-byte binary keys work like hex; a null body hash never reads as a change."""
     with Ledger(state_store, TARGET) as ledger:
-        ledger.acquire("r1")
-        ledger.mark_in_flight([key("a")], [key("body")], "r1")
+        ledger.begin("r1")
+        ledger.claim([key("a")], [key("body")])
         ledger.record([KeyResult(key("a"), "delivered", 201, "x")], "r1")
         raw = pa.array([bytes.fromhex(key("a")), bytes.fromhex(key("b"))], pa.binary(16))
         got = ledger.classify(raw, pa.array([None, key("body")], pa.string())).to_pylist()
@@ -113,9 +110,9 @@ def test_classify_takes_binary_keys_and_null_hashes(state_store: StateLocation) 
 def test_empty_columns_are_fine(state_store: StateLocation) -> None:
     """An empty chunk classifies to an empty answer and writes nothing."""
     with Ledger(state_store, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         assert classify(ledger, [], []) == []
-        ledger.mark_in_flight([], [], "r1")
+        ledger.claim([], [])
         assert ledger.unmark([]) == 0
         assert sum(ledger.counts().values()) == 0
 
@@ -145,77 +142,58 @@ def test_classify_handles_keys_sharing_their_first_eight_bytes() -> None:
     assert [int(raw[order][i, 15]) if i >= 0 else None for i in found] == [7, None, 1]
 
 
-def test_second_run_fails_fast_naming_the_holder(state_store: StateLocation) -> None:
-    """A second run on the same ledger and target gets LockError with run id, pid, host, since."""
-    path = state_store
-    with Ledger(path, TARGET) as first, Ledger(path, TARGET + "/") as second:
-        first.acquire("run-A")
-        with pytest.raises(LockError) as caught:
-            second.acquire("run-B")
-        message = str(caught.value)
-        assert "run-A" in message and str(os.getpid()) in message
-        assert socket.gethostname() in message and caught.value.since in message
-        assert caught.value.exit_code == 2
-        with Ledger(path, "https://other.example") as other:
-            other.acquire("run-C")  # another target is another lock
+def test_a_key_claimed_by_a_live_run_is_not_claimed_by_another(state_store: StateLocation) -> None:
+    """Two runs on one target claim side by side: a key under another run's live lease is not
+    claimed; the run that holds it may claim it again; other targets are apart."""
+    a, b, shared = key("a-only"), key("b-only"), key("both")
+    with Ledger(state_store, TARGET) as first, Ledger(state_store, TARGET + "/") as second:
+        first.begin("run-A")
+        second.begin("run-B")
+        assert first.claim([a, shared], [key("x")] * 2) == {a, shared}
+        assert second.claim([b, shared], [key("x")] * 2) == {b}
+        assert first.claim([shared], [key("x")]) == {shared}  # its own claim
+        with Ledger(state_store, "https://other.example") as other:
+            other.begin("run-C")
+            assert other.claim([shared], [key("x")]) == {shared}
+        first.record([KeyResult(shared, "delivered", 201, "r")])
+        assert second.claim([shared], [key("x")]) == set()  # delivered: nothing to claim
 
 
-def test_wait_polls_until_the_holder_releases(tmp_path: Path) -> None:
-    """``wait=True`` blocks while another run holds the lock and takes it once released."""
-    path = tmp_path / "l.sqlite"
-    held, errors = threading.Event(), []
-
-    def holder() -> None:
-        try:
-            with Ledger(path, TARGET) as first:
-                first.acquire("run-A")
-                held.set()
-                time.sleep(0.3)
-        except Exception as exc:  # surfaced below: a thread cannot fail the test itself
-            errors.append(exc)
-            held.set()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert held.wait(10)
-    with Ledger(path, TARGET) as second:
-        with pytest.raises(LockError, match="run-A"):
-            second.acquire("run-B")
-        started = time.monotonic()
-        second.acquire("run-B", wait=True, poll_seconds=0.05)
-        assert time.monotonic() - started >= 0.1
-    thread.join(10)
-    assert errors == []
+def test_an_expired_claim_is_in_doubt_and_can_be_taken_over(state_store: StateLocation) -> None:
+    """A run that stopped renewing: once its lease expired, its keys are in doubt for the next
+    run (reconciled before a resend), which may claim them; a live claim is never in doubt."""
+    live, lapsed = key("live"), key("lapsed")
+    with Ledger(state_store, TARGET) as first, Ledger(state_store, TARGET) as second:
+        first.begin("run-A")
+        first.claim([live], [key("x")], lease_seconds=600)
+        first.claim([lapsed], [key("x")], lease_seconds=0.2)
+        second.begin("run-B")
+        assert second.in_doubt("run-B") == []
+        time.sleep(0.4)
+        assert second.in_doubt("run-B") == [lapsed]
+        assert second.claim([live, lapsed], [key("x")] * 2) == {lapsed}
+        assert first.renew(600) == 1  # run A still holds the live one
 
 
-def test_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    """A run that died holding the lock (pid gone) does not block the next one."""
-    path = tmp_path / "l.sqlite"
-    child = textwrap.dedent(
-        f"""
-        import os
-        from pathlib import Path
-        from pipelines.state.ledger import Ledger
-        ledger = Ledger(Path({str(path)!r}), {TARGET!r}).open()
-        ledger.acquire("crashed-run")
-        os._exit(0)
-        """
-    )
-    subprocess.run([sys.executable, "-c", child], check=True, cwd=REPO, timeout=60)
-    with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT run_id FROM locks").fetchall() == [("crashed-run",)]
-    with Ledger(path, TARGET) as ledger:
-        ledger.acquire("next-run")
-        with Ledger(path, TARGET) as other, pytest.raises(LockError, match="next-run"):
-            other.acquire("third-run")
+def test_renewing_keeps_a_claim_alive(state_store: StateLocation) -> None:
+    """A lease renewed before it expires keeps the key out of other runs' reach."""
+    k = key("renewed")
+    with Ledger(state_store, TARGET) as first, Ledger(state_store, TARGET) as second:
+        first.begin("run-A")
+        first.claim([k], [key("x")], lease_seconds=0.5)
+        second.begin("run-B")
+        for _ in range(3):
+            time.sleep(0.2)
+            first.renew(0.5)
+        assert second.claim([k], [key("x")]) == set()
 
 
-def test_writes_need_the_lock(state_store: StateLocation) -> None:
-    """Marking or recording without holding the lock is refused."""
+def test_writes_need_a_run(state_store: StateLocation) -> None:
+    """Claiming or recording before ``begin`` names a run is refused."""
     with Ledger(state_store, TARGET) as ledger:
-        with pytest.raises(RuntimeError, match="acquire"):
-            ledger.mark_in_flight([key("a")], [key("b")], "r1")
-        with pytest.raises(RuntimeError, match="acquire"):
+        with pytest.raises(RuntimeError, match="begin"):
+            ledger.claim([key("a")], [key("b")])
+        with pytest.raises(RuntimeError, match="begin"):
             ledger.record([KeyResult(key("a"), "delivered", 201)], "r1")
 
 
@@ -223,7 +201,7 @@ def test_gave_up_after_failing_in_three_runs(state_store: StateLocation) -> None
     """A 4xx counts once per run; the third failing run gives up; 5xx and 429 do not count."""
     k = key("row")
     with Ledger(state_store, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         fail(ledger, k, "r1")
         fail(ledger, k, "r1")  # same run again: still one failed run
         fail(ledger, k, "r2", status=503)
@@ -244,7 +222,7 @@ def test_retry_failed_lifts_gave_up(state_store: StateLocation) -> None:
     """``retry_failed`` turns gave_up keys back into retries with a fresh count."""
     path = state_store
     with Ledger(path, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         k = seed_every_status(ledger)
         assert classify(ledger, [k["gave_up"]], [key("body")]) == ["gave_up"]
         assert ledger.retry_failed() == 1
@@ -256,7 +234,7 @@ def test_retry_failed_lifts_gave_up(state_store: StateLocation) -> None:
 def test_forget_makes_keys_new_again(state_store: StateLocation) -> None:
     """Forgotten keys are sent again; the count says how many the ledger held."""
     with Ledger(state_store, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         k = seed_every_status(ledger)
         assert classify(ledger, [k["delivered"]], [key("body")]) == ["delivered"]
         assert ledger.forget([k["delivered"], k["gave_up"], key("never seen")]) == 2
@@ -270,8 +248,8 @@ def test_crashed_run_leaves_keys_in_doubt(state_store: StateLocation) -> None:
     path = state_store
     keys = [key(f"k{i}") for i in range(3)]
     crashed = Ledger(path, TARGET).open()
-    crashed.acquire("r1")
-    crashed.mark_in_flight(keys, [key("body")] * 3, "r1")
+    crashed.begin("r1")
+    crashed.claim(keys, [key("body")] * 3, lease_seconds=0)
     crashed.record([KeyResult(keys[0], "delivered", 201, "x")], "r1")
     conn, crashed._conn = crashed._db, None  # the run "dies": no record, no release
     conn.close()
@@ -290,10 +268,11 @@ def test_crashed_run_leaves_keys_in_doubt(state_store: StateLocation) -> None:
 def test_unmark_restores_what_keys_were(state_store: StateLocation) -> None:
     """Keys marked but never sent return to their earlier state; new ones leave the ledger."""
     with Ledger(state_store, TARGET) as ledger:
-        ledger.acquire("r1")
+        ledger.begin("r1")
         retry, fresh = key("retry"), key("fresh")
         fail(ledger, retry, "r1")
-        ledger.mark_in_flight([retry, fresh], [key("body")] * 2, "r2")
+        ledger.begin("r2")
+        ledger.claim([retry, fresh], [key("body")] * 2)
         assert ledger.unmark([retry, fresh]) == 2
         assert classify(ledger, [retry, fresh], [key("body")] * 2) == ["retry", "new"]
         assert ledger.lookup(retry)["failed_runs"] == 1  # type: ignore[index]
@@ -319,11 +298,11 @@ def key(text):
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 with Ledger(Path(sys.argv[1]), "https://api.stackone.com") as ledger:
-    ledger.acquire("doomed")
+    ledger.begin("doomed")
     batch = 0
     while True:
         keys = [key(f"{batch}-{j}") for j in range(40)]
-        ledger.mark_in_flight(pa.array(keys), pa.array(keys), "doomed")
+        ledger.claim(pa.array(keys), pa.array(keys))
         print("marked", batch, flush=True)
         ledger.record(KeyResult(k, "delivered", 201, "remote") for k in keys)
         print("recorded", batch, flush=True)
@@ -353,7 +332,7 @@ def test_ledger_survives_sigkill(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with Ledger(path, TARGET) as ledger:
-        ledger.acquire("after")  # the dead writer's lock is taken over
+        ledger.begin("after")
         counts = ledger.counts()
         assert counts["failed"] == counts["gave_up"] == counts["duplicate"] == 0
         assert counts["in_flight"] + counts["delivered"] >= (marked + 1) * 40

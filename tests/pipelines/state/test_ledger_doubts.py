@@ -21,8 +21,8 @@ def test_keys_in_doubt_come_with_account_user_and_the_moment_in_flight(tmp_path:
     k1, k2, k3 = key("a"), key("b"), key("c")
     before = int(time.time())
     with Ledger(tmp_path / "l.sqlite", TARGET) as ledger:
-        ledger.acquire("r1")
-        ledger.mark_in_flight([k1, k2], [key("x"), key("y")], "r1", [("acc", "u/1"), ("acc", "u2")])
+        ledger.begin("r1")
+        ledger.claim([k1, k2], [key("x"), key("y")], [("acc", "u/1"), ("acc", "u2")], 0)
         ledger.record([KeyResult(k2, "delivered", 201, "remote-2", completion_id="cid-2")], "r1")
         doubts = ledger.doubts([k1, k2, k3])
         record = ledger.lookup(k2)
@@ -43,8 +43,8 @@ def test_a_schema_1_file_is_upgraded_in_place_and_keeps_its_keys(tmp_path: Path)
     path = tmp_path / "old.sqlite"
     k1, k2 = key("old-1"), key("old-2")
     with Ledger(path, TARGET) as ledger:
-        ledger.acquire("r1")
-        ledger.mark_in_flight([k1, k2], [key("x"), key("y")], "r1")
+        ledger.begin("r1")
+        ledger.claim([k1, k2], [key("x"), key("y")], lease_seconds=0)
         ledger.record([KeyResult(k2, "delivered", 201, "remote-2")], "r1")
     with closing(sqlite3.connect(path)) as db:  # turn it back into a schema-1 file
         db.execute("DROP VIEW deliveries_readable")
