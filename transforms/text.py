@@ -39,11 +39,16 @@ def clean_text(values: pa.Array) -> pa.Array:
         values = values.combine_chunks()
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return values
-    trimmed = pc.utf8_trim_whitespace(values) if edge_byte_in(values, _MAYBE_SPACE) else values
+    trimmed = trim_whitespace(values)
     if not np.isin(value_lengths(trimmed), _BLANK_LENGTHS).any():
         return trimmed
     blank = pc.is_in(trimmed, value_set=_BLANKS)
     return pc.if_else(blank, pa.scalar(None, trimmed.type), trimmed)
+
+
+def trim_whitespace(values: pa.Array) -> pa.Array:
+    """``utf8_trim_whitespace``, skipped when no value starts or ends with a byte of white space."""
+    return pc.utf8_trim_whitespace(values) if edge_byte_in(values, _MAYBE_SPACE) else values
 
 
 def match_key(values: pa.Array) -> pa.Array:

@@ -75,6 +75,9 @@ def backfill_command(
     prefect: JobPrefectOpt = False,
     api_key_block: BlockOpt = None,
     state_block: StateBlockOpt = None,
+    parallel: Annotated[
+        int, typer.Option(min=1, max=64, help="Files delivered at once (one rate budget).")
+    ] = 1,
 ) -> None:
     """Deliver a history of many files, one run per file, with progress and an ETA.
 
@@ -84,7 +87,7 @@ def backfill_command(
     """
     _run_job(
         "backfill", sources, mapping, out, ledger, dry_run, max_invalid_pct, prefect,
-        api_key_block, state_block,
+        api_key_block, state_block, parallel,
     )  # fmt: skip
 
 
@@ -169,6 +172,7 @@ def _run_job(
     prefect: bool,
     api_key_block: str | None,
     state_block: str | None,
+    parallel: int = 1,
 ) -> None:
     request = RunRequest(
         patterns,
@@ -189,6 +193,7 @@ def _run_job(
                 use_prefect=use_prefect,
                 api_key_block=api_key_block,
                 say=console.print,
+                parallel=parallel,
             )
         )
     except LmsSyncError as exc:

@@ -48,6 +48,7 @@ async def execute_job(
     use_prefect: bool = False,
     api_key_block: str | None = None,
     say: Say = print,
+    parallel: int = 1,
 ) -> JobSummary:
     """A nightly sync or backfill: the job's flow, or one plain run per file."""
     if use_prefect or api_key_block or request.state_block:
@@ -55,7 +56,7 @@ async def execute_job(
         from pipelines.orchestration.flows import job_flow  # lazy: start-up time
         from pipelines.orchestration.states import result_of  # lazy: imports Prefect
 
-        state = await job_flow(job, patterns, request, api_key_block)
+        state = await job_flow(job, patterns, request, api_key_block, parallel)
         return await result_of(state, JobSummary)
     settings = request.settings()
     spec = request.spec()
@@ -64,4 +65,5 @@ async def execute_job(
         return await execute_request(request.for_file(path, options))
 
     files = job_files(job, patterns)
-    return await run_files(job, files, spec, settings, request.options(settings), run_one, say)
+    options = request.options(settings)
+    return await run_files(job, files, spec, settings, options, run_one, say, parallel)

@@ -167,17 +167,23 @@ async def backfill(
     max_invalid_pct: float | None = None,
     api_key_block: str | None = None,
     state_block: str | None = None,
+    parallel: int = 1,
 ) -> State:
-    """Deliver many files (or a partitioned directory), one subflow per file; rerun to resume."""
+    """Deliver many files (or a partitioned directory), one subflow per file, ``parallel`` at a
+    time sharing the key's rate budget; rerun to resume."""
     request = RunRequest(
         sources, mapping, False, out, dry_run, ledger, max_invalid_pct,
         state_block=state_block,
     )  # fmt: skip
-    return await _run_job("backfill", sources, request, api_key_block)
+    return await _run_job("backfill", sources, request, api_key_block, parallel)
 
 
 async def job_flow(
-    job: str, patterns: list[str], request: RunRequest, api_key_block: str | None
+    job: str,
+    patterns: list[str],
+    request: RunRequest,
+    api_key_block: str | None,
+    parallel: int = 1,
 ) -> State:
     """Run the job's flow (``nightly_sync`` or ``backfill``) and return its final state."""
     common = {
@@ -191,11 +197,15 @@ async def job_flow(
     }
     if job == "nightly_sync":
         return await nightly_sync(landing=patterns[0], **common, return_state=True)  # type: ignore[arg-type]
-    return await backfill(sources=patterns, **common, return_state=True)  # type: ignore[arg-type]
+    return await backfill(sources=patterns, **common, parallel=parallel, return_state=True)  # type: ignore[arg-type]
 
 
 async def _run_job(
-    job: str, patterns: list[str], request: RunRequest, api_key_block: str | None
+    job: str,
+    patterns: list[str],
+    request: RunRequest,
+    api_key_block: str | None,
+    parallel: int = 1,
 ) -> State:
     """One ``sync_completions`` subflow per file, a job artifact, and the job's final state."""
     logger = get_run_logger()
@@ -210,8 +220,9 @@ async def _run_job(
 
     files = job_files(job, patterns)
     summary = await run_files(
-        job, files, request.spec(), settings, request.options(settings), run_one, logger.info
-    )
+        job, files, request.spec(), settings, request.options(settings), run_one, logger.info,
+        parallel,
+    )  # fmt: skip
     await acreate_markdown_artifact(
         key=f"lms-sync-{job.replace('_', '-')}",
         markdown=job_markdown(summary),

@@ -8,6 +8,7 @@ stop left off; rows delivered before are never sent again (the ledger).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -130,8 +131,10 @@ async def run_files(
     options: RunOptions,
     run_one: RunOne,
     say: Say,
+    parallel: int = 1,
 ) -> JobSummary:
-    """Run every file not processed before, one run each, in order; stop at an aborted run.
+    """Run every file not processed before, one run each, in order (``parallel`` at a time, all
+    sharing the key's rate budget); after an aborted run no further file is started.
 
     Files with the same content (a copy under another name) run once. Under ``--out`` each
     file's run gets its own folder named after the file (``-2``, ``-3`` … when taken). A dry run
@@ -155,23 +158,49 @@ async def run_files(
                 first_of[print_] = path
                 todo.append((path, print_))
         budget = _Progress(say, settings, _requests_to_send(todo, spec, settings, options))
-        ran: set[str] = set()  # fingerprints run by this job: their copies need no run
-        taken: set[Path] = set()
-        for index, (path, print_) in enumerate(todo):
-            file_options = replace(options, out=_file_folder(options.out, path, taken))
-            report = await run_one(path, file_options)
-            summary.reports.append(report)
-            budget.after(path, report, index + 1, len(todo))
-            if report.aborted:
-                summary.not_started = [str(p) for p, _ in todo[index + 1 :]]
-                say(f"stopped: {report.aborted}; {len(summary.not_started)} file(s) not started")
-                break
-            ran.add(print_)
-            if finished(report) and not options.dry_run:
-                registry.mark(print_, path, report.run_id, report.rows_read)
+        ran = await _run_todo(todo, options, run_one, summary, registry, budget, say, parallel)
         for path, print_ in copies:
             (summary.already_processed if print_ in ran else summary.not_started).append(str(path))
     return summary
+
+
+async def _run_todo(
+    todo: list[tuple[Path, str]],
+    options: RunOptions,
+    run_one: RunOne,
+    summary: JobSummary,
+    registry: ProcessedExports,
+    budget: _Progress,
+    say: Say,
+    parallel: int,
+) -> set[str]:
+    """Run the files, at most ``parallel`` at once, in order; the fingerprints run."""
+    ran: set[str] = set()  # fingerprints run by this job: their copies need no run
+    taken: set[Path] = set()
+    turns = asyncio.Semaphore(max(1, parallel))
+    stopped: list[str] = []
+
+    async def one(path: Path, print_: str) -> None:
+        async with turns:
+            if stopped:
+                summary.not_started.append(str(path))
+                return
+            report = await run_one(
+                path, replace(options, out=_file_folder(options.out, path, taken))
+            )
+        summary.reports.append(report)
+        budget.after(path, report, len(summary.reports), len(todo))
+        if report.aborted:
+            stopped.append(report.aborted)
+            return
+        ran.add(print_)
+        if finished(report) and not options.dry_run:
+            registry.mark(print_, path, report.run_id, report.rows_read)
+
+    await asyncio.gather(*(one(path, print_) for path, print_ in todo))
+    if stopped:
+        say(f"stopped: {stopped[0]}; {len(summary.not_started)} file(s) not started")
+    return ran
 
 
 def _partition_files(folder: Path) -> list[Path]:

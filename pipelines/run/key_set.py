@@ -73,7 +73,7 @@ def first_of_each(words: Words) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bo
     return order, first
 
 
-class KeySet:
+class _SortedKeys:
     """Keys (and optionally an int64 value per key) held sorted by their first word."""
 
     def __init__(self) -> None:
@@ -122,3 +122,68 @@ class KeySet:
     def set_values(self, index: npt.NDArray[np.intp], values: npt.NDArray[np.int64]) -> None:
         """Overwrite the values at ``index`` (present keys)."""
         self._values[index] = values
+
+
+_PARTS = 16  # keys split by their first word's top 4 bits: an insert copies 1/16 of the set
+_PART_SHIFT = np.uint64(60)
+
+
+class KeySet:
+    """A set of 16-byte keys (optionally an int64 value each) in ``_PARTS`` sorted parts.
+
+    ``find`` gives handles (position * ``_PARTS`` + part) that stay good until the next ``add``.
+    """
+
+    def __init__(self) -> None:
+        self._parts = [_SortedKeys() for _ in range(_PARTS)]
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the keys and values."""
+        return sum(part.nbytes for part in self._parts)
+
+    def find(self, words: Words) -> npt.NDArray[np.intp]:
+        """Handle of every key in the set, -1 where absent."""
+        found = np.full(len(words), -1, np.intp)
+        for number, rows in _by_part(words[:, 0]):
+            index = self._parts[number].find(words[rows])
+            found[rows] = np.where(index >= 0, index * _PARTS + number, -1)
+        return found
+
+    def add(self, words: Words, values: npt.NDArray[np.int64] | None = None) -> None:
+        """Add keys known to be absent (distinct, any order) with their values."""
+        for number, rows in _by_part(words[:, 0]):
+            self._parts[number].add(words[rows], None if values is None else values[rows])
+
+    def values_at(self, handles: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        """The values at ``handles`` (from ``find``; -1 gives -1)."""
+        out = np.full(len(handles), -1, np.int64)
+        for number, rows in _by_part_of(handles):
+            out[rows] = self._parts[number].values_at(handles[rows] // _PARTS)
+        return out
+
+    def set_values(self, handles: npt.NDArray[np.intp], values: npt.NDArray[np.int64]) -> None:
+        """Overwrite the values at ``handles`` (present keys)."""
+        for number, rows in _by_part_of(handles):
+            self._parts[number].set_values(handles[rows] // _PARTS, values[rows])
+
+
+def _by_part(high: Words) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    """(part, rows) for every part some of the keys (by first word) fall in."""
+    return _groups((high >> _PART_SHIFT).astype(np.intp))
+
+
+def _by_part_of(handles: npt.NDArray[np.intp]) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    """(part, rows) of the valid handles."""
+    rows = np.flatnonzero(handles >= 0)
+    return [(number, rows[group]) for number, group in _groups(handles[rows] % _PARTS)]
+
+
+def _groups(parts: npt.NDArray[np.intp]) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    order = np.argsort(parts, kind="stable")
+    bounds = np.cumsum(np.bincount(parts, minlength=_PARTS))
+    groups = np.split(order, bounds[:-1])
+    return [(number, rows) for number, rows in enumerate(groups) if len(rows)]

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 from transforms.keys.arrow_text import is_large, whole
 from transforms.keys.column_hash import hasher_for, in_row_ranges
 from transforms.keys.reference import hashlib_hex, hex_digest
+from transforms.text import trim_whitespace
 
 SEPARATOR = "\x1f"
 
@@ -30,7 +31,7 @@ def idempotency_keys(
     separator = pa.scalar(SEPARATOR, type=columns[0].type)
 
     def keys_of(account: pa.Array, user: pa.Array, objects: pa.Array, done: pa.Array) -> pa.Array:
-        objects = pc.utf8_trim_whitespace(objects)
+        objects = trim_whitespace(objects)
         joined = pc.binary_join_element_wise(
             account, user, objects, pc.fill_null(done, ""), separator
         )

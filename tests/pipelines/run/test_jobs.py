@@ -31,6 +31,7 @@ from pipelines.run.plan import load_mapping
 from pipelines.sandbox import RunningSandbox
 from pipelines.source.fingerprints import fingerprint
 from pipelines.state.processed_exports import ProcessedExports
+from tests.conftest import max_requests_in_window
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "data" / "samples" / "workday_learning.csv"
@@ -629,3 +630,27 @@ def test_run_files_gives_each_file_its_own_run_folder(tmp_path: Path) -> None:
         tmp_path / "runs" / "y-2",
         tmp_path / "runs" / "x-2",
     ]
+
+
+def test_backfill_in_parallel_runs_files_side_by_side_within_one_rate_budget(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """``--parallel 2``: four files, two runs at a time in one process, one shared budget: every
+    file processed, every row sent once, the key's limit held in every window, no 429."""
+    sandbox = make_sandbox(rate_limit=(40, 1.0))
+    files = write_history(tmp_path / "history", 4, 40)
+    result = lms_sync(
+        env_for(sandbox, LMS_SYNC_RATE_LIMIT="40/1s"),
+        "backfill", tmp_path / "history", "-m", MAPPING, "--parallel", "2",
+        "--ledger", tmp_path / "ledger.sqlite", "--out", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reports = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/report.json"))]
+    assert sorted(r["sources"][0] for r in reports) == sorted(map(str, files))
+    starts = sorted(r["started_at"] for r in reports)
+    assert starts[1] < min(r["finished_at"] for r in reports)  # two ran at the same time
+    log = sandbox.request_log()
+    users = [e["path"].split("/")[4] for e in log if e["method"] == "POST"]
+    assert len(users) == len(set(users)) == sum(r["outcomes"]["delivered"] for r in reports)
+    assert [e for e in log if e["status"] == 429] == []
+    assert max_requests_in_window(log, 1.0) <= 40
