@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
@@ -20,6 +20,7 @@ from pipelines.core.settings import RunOptions
 from pipelines.orchestration.artifacts import job_markdown, summary_markdown
 from pipelines.orchestration.secret_blocks import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
+from pipelines.output.deadletter_reasons import deadletter_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.delivery_slices import DeliverySlice
@@ -117,6 +118,13 @@ async def sync_completions(
         markdown=summary_markdown(report),
         description=f"lms-sync {report.mode} {report.run_id}",
     )
+    reasons = deadletter_reasons(Path(report.deadletter.get("parquet", "")))
+    if reasons:
+        await acreate_table_artifact(
+            key="lms-sync-deadletter-reasons",
+            table=reasons,
+            description=f"dead-lettered rows of {report.run_id}: code, field, stage, file:row",
+        )
     return run_state(report)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,27 @@ async def read_back(flow_run_id: Any, last_line: str) -> tuple[Any, list[Any], l
             await asyncio.sleep(0.2)
 
 
+async def read_reasons(flow_run_id: Any) -> Any:
+    """The data of the run's dead-letter reasons table artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["lms-sync-deadletter-reasons"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert len(artifacts) == 1
+    data = artifacts[0].data
+    return json.loads(data) if isinstance(data, str) else data
+
+
 def test_a_delivering_flow_run_shows_logs_delivery_task_runs_and_a_state_that_says_why(
     throttled_env: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -112,7 +134,10 @@ def test_a_delivering_flow_run_shows_logs_delivery_task_runs_and_a_state_that_sa
         )
         report = await state.aresult(raise_on_failure=False)
         flow_run, task_runs, logs = await read_back(state.state_details.flow_run_id, "run folder")
+        reasons.extend(await read_reasons(state.state_details.flow_run_id))
         return report, flow_run, task_runs, logs
+
+    reasons: list[dict[str, str]] = []
 
     report, flow_run, task_runs, logs = asyncio.run(run())
     assert isinstance(report, RunReport)
@@ -140,6 +165,12 @@ def test_a_delivering_flow_run_shows_logs_delivery_task_runs_and_a_state_that_sa
     assert any(state.message in line for line in logs)  # the outcome line names the dead-letters
     leaked = {value for value in personal_data() | {SANDBOX_KEY} if value in text}
     assert not leaked
+
+    # The dead-letter reasons table: one row per dead-lettered row, codes and places only.
+    assert len(reasons) == DEADLETTERED
+    assert {row["code"] for row in reasons} == set(report.deadletter_reasons)
+    assert all(row["where"].startswith(f"{SAMPLE.name}:") for row in reasons)
+    assert not {value for value in personal_data() if value in json.dumps(reasons)}
 
     # The timeline: the check task run, then delivery task runs whose counts add up to rows sent.
     names = [task_run.name for task_run in task_runs]
