@@ -27,7 +27,10 @@ from pipelines.run.jobs import JOB_COLUMNS, JobSummary
 from pipelines.run.request import RunRequest
 from transforms.errors import LmsSyncError
 
-JobOutOpt = Annotated[Path | None, typer.Option(help="Folder for the run folders (one per file).")]
+JobOutOpt = Annotated[
+    str | None,
+    typer.Option(help="Folder (or s3://, gs://, az:// prefix) for the run folders, one per file."),
+]
 JobPrefectOpt = Annotated[
     bool, typer.Option("--prefect", help="Run as Prefect flows (subflow per file).")
 ]
@@ -95,7 +98,7 @@ def import_command(
     source: Annotated[Path, typer.Argument(help="One export file.")],
     mapping: MappingOpt,
     send: Annotated[bool, typer.Option("--send", help="Deliver (default: dry run).")] = False,
-    out: Annotated[Path | None, typer.Option(help="Run folder.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder (or its s3://… URL).")] = None,
     ledger: LedgerOpt = None,
     preview: Annotated[int, typer.Option(help="Payloads to show.")] = 10,
     prefect: JobPrefectOpt = False,
@@ -165,7 +168,7 @@ def _run_job(
     job: str,
     patterns: list[str],
     mapping: Path,
-    out: Path | None,
+    out: str | None,
     ledger: Path | None,
     dry_run: bool,
     max_invalid_pct: float | None,

@@ -13,7 +13,10 @@ MappingOpt = Annotated[
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Validate and write payloads; send nothing.")
 ]
-OutOpt = Annotated[Path | None, typer.Option(help="Run folder (default data/runs/<run-id>/).")]
+OutOpt = Annotated[
+    str | None,
+    typer.Option(help="Run folder (default data/runs/<run-id>/), or its s3://, gs://, az:// URL."),
+]
 BaseUrlOpt = Annotated[str | None, typer.Option(help="StackOne base URL (env STACKONE_BASE_URL).")]
 RateLimitOpt = Annotated[
     str | None, typer.Option(help="N/Ss, e.g. 950/60s (env LMS_SYNC_RATE_LIMIT).")

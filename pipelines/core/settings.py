@@ -191,6 +191,7 @@ class RunOptions:
     max_invalid_pct: float | None = None
     check_remote: bool = False
     resend_in_doubt: bool = False  # send keys in doubt whose listing the API cannot answer
+    remote_out: str | None = None  # the run folder's object-store URL (``out`` stages it)
 
 
 def environment() -> dict[str, str]:

@@ -53,6 +53,7 @@ class RunReport:
     accounts: AccountCounts | None = None  # rows per account (the mapping's account column)
     refused_accounts: dict[str, str] = field(default_factory=dict)  # 403: account → message
     folder: Path | None = None  # the run folder (not part of report.json)
+    location: str | None = None  # where the run folder was copied (``--out`` in a bucket)
     distinct_users: dict[str, set[str]] = field(default_factory=dict)  # not in report.json
 
     def add(
@@ -140,6 +141,7 @@ class RunReport:
             },
             "rows_per_second": round(self.rows_read / seconds, 1),
             "deadletter": self.deadletter,
+            **({"location": self.location} if self.location else {}),
             "aborted": self.aborted,
             "error": self.error,
             "traceback": str(self.traceback_path) if self.traceback_path else None,
@@ -168,6 +170,14 @@ class RunReport:
         assert self.folder is not None
         self.finished_at = datetime.now(UTC)
         self.deadletter = deadletter
+        self.write(self.folder / "report.json")
+
+    def moved_to(self, url: str) -> None:
+        """The run folder is copied to ``url``: report.json names those objects from now on."""
+        assert self.folder is not None
+        base = url.rstrip("/")
+        self.location = base
+        self.deadletter = {kind: f"{base}/{Path(p).name}" for kind, p in self.deadletter.items()}
         self.write(self.folder / "report.json")
 
     def write(self, path: Path) -> None:

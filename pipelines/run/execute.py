@@ -18,6 +18,7 @@ from pipelines.api.shared_limiter import shared_limiter
 from pipelines.api.user_lookup import UserResolver, check_remote
 from pipelines.core.errors import SettingsError
 from pipelines.core.settings import RunOptions, Settings
+from pipelines.output.remote_folder import upload_folder
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk, check_chunk
 from pipelines.run.crash_recording import Redact
@@ -76,6 +77,9 @@ async def run_plan(
     else:
         report = await _deliver(plan, settings, options, check, on_report, hooks)
     report.max_invalid_pct = options.max_invalid_pct
+    if options.remote_out and report.folder is not None:
+        report.moved_to(options.remote_out)
+        upload_folder(report.folder, options.remote_out)
     log_outcome(hooks.log, report)
     return report
 

@@ -22,6 +22,7 @@ from pipelines.run.dryrun import count_would_send
 from pipelines.run.estimate import cost_estimate, human_duration
 from pipelines.run.plan import plan_run
 from pipelines.source.fingerprints import fingerprint
+from pipelines.source.object_store import is_url, staged
 from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger
@@ -81,8 +82,14 @@ class JobSummary:
 def landing_files(pattern: str) -> list[Path]:
     """Export files of a landing directory or glob, oldest first (modification time, then name).
 
-    An existing landing directory with nothing in it is a quiet night (no files), not an error.
+    An existing landing directory (or bucket prefix) with nothing in it is a quiet night (no
+    files), not an error.
     """
+    if is_url(pattern):
+        return sorted(
+            staged(pattern, SOURCE_SUFFIXES, empty_ok=True),
+            key=lambda p: (p.stat().st_mtime, p.name),
+        )
     try:
         found = expand_sources([pattern])
     except SourceError:

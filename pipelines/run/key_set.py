@@ -13,6 +13,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.string_buffers import offsets_and_data
+
 Words = npt.NDArray[np.uint64]  # (n, 2): the 16 bytes of each key as two native words
 
 _NOT_HEX = 255
@@ -24,27 +26,26 @@ _HEX_WIDTH = 32
 
 
 def key_words(keys: pa.Array) -> Words:
-    """The 16 bytes of every key of a non-null string column: the hex decoded when every key is
-    32 hex digits (as idempotency keys are), else BLAKE2b-128 of the text (any other string)."""
+    """The 16 bytes of every key of a non-null string column: its hex decoded where it is 32 hex
+    digits (as idempotency keys are), else BLAKE2b-128 of its text (any other string), so that
+    one key always gets the same bytes whatever else its chunk holds."""
     n = len(keys)
-    if n and keys.null_count == 0:
-        wide = pa.types.is_large_string(keys.type)
-        offsets = np.frombuffer(
-            keys.buffers()[1],
-            np.int64 if wide else np.int32,
-            n + 1,
-            keys.offset * (8 if wide else 4),
-        )
-        if np.all(np.diff(offsets) == _HEX_WIDTH):
-            data = np.frombuffer(keys.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-            nibbles = _HEX_VALUE[data.reshape(n, _HEX_WIDTH)]
-            if not np.any(nibbles == _NOT_HEX):
-                octets = (nibbles[:, 0::2] << np.uint8(4)) | nibbles[:, 1::2]
-                return np.ascontiguousarray(octets).view(np.uint64)
-    digests = b"".join(
-        hashlib.blake2b(str(key).encode(), digest_size=16).digest() for key in keys.to_pylist()
-    )
-    return np.frombuffer(digests, np.uint64).reshape(n, 2).copy()
+    offsets, data = offsets_and_data(keys)
+    hex_like = np.diff(offsets) == _HEX_WIDTH
+    if hex_like.all():  # the usual case: one reshape of the data buffer
+        chars = data[offsets[0] : offsets[-1]].reshape(n, _HEX_WIDTH)
+    else:
+        chars = data[offsets[:-1][hex_like, None] + np.arange(_HEX_WIDTH)]
+    nibbles = _HEX_VALUE[chars]
+    octets = (nibbles[:, 0::2] << np.uint8(4)) | nibbles[:, 1::2]
+    words = np.zeros((n, 2), np.uint64)
+    words[hex_like] = np.ascontiguousarray(octets).view(np.uint64)
+    other = np.flatnonzero(~hex_like)
+    other = np.concatenate([other, np.flatnonzero(hex_like)[(nibbles == _NOT_HEX).any(axis=1)]])
+    for row in other.tolist():
+        digest = hashlib.blake2b(str(keys[row].as_py()).encode(), digest_size=16).digest()
+        words[row] = np.frombuffer(digest, np.uint64)
+    return words
 
 
 def valid_words(keys: pa.Array) -> tuple[Words, npt.NDArray[np.intp]]:

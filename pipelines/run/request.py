@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pipelines.core.settings import (
 from pipelines.core.state_location import StateLocation, resolve_state
 from pipelines.run.plan import DEFAULT_BATCH_ROWS, RunPlan, load_mapping, plan_run
 from pipelines.source.deadletter_source import check_deadletter
+from pipelines.source.object_store import is_url
 from pipelines.source.source_files import expand_sources
 from transforms.mapping import MappingSpec
 
@@ -59,8 +61,14 @@ class RunRequest:
 
     def options(self, settings: Settings) -> RunOptions:
         """How to run the plan (``settings`` carries the state URL, if any)."""
+        if self.out and is_url(self.out):  # written locally, then copied to the bucket
+            staging = Path(tempfile.mkdtemp(prefix="lms-sync-out-"))
+            return dataclasses.replace(self._options(settings, staging), remote_out=self.out)
+        return self._options(settings, Path(self.out) if self.out else None)
+
+    def _options(self, settings: Settings, out: Path | None) -> RunOptions:
         return RunOptions(
-            Path(self.out) if self.out else None,
+            out,
             self.dry_run,
             self.state(settings),
             self.max_invalid_pct,
@@ -92,10 +100,19 @@ class RunRequest:
         return dataclasses.replace(
             self,
             sources=[str(path)],
-            out=str(options.out) if options.out else None,
+            out=_file_out(options),
             dry_run=options.dry_run,
             max_invalid_pct=options.max_invalid_pct,
         )
+
+
+def _file_out(options: RunOptions) -> str | None:
+    """A job file's run folder: under the job's ``--out``, local or in a bucket."""
+    if options.out is None:
+        return None
+    if options.remote_out:
+        return f"{options.remote_out.rstrip('/')}/{options.out.name}"
+    return str(options.out)
 
 
 def plan_replay(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.core.errors import SourceError
+from pipelines.source.object_store import is_url, staged
 
 __all__ = [
     "CSV_SUFFIXES",
@@ -54,6 +55,8 @@ def detect_format(path: Path, fmt: str = "auto") -> Format:
 
 
 def _expand_one(pattern: str) -> list[Path]:
+    if is_url(pattern):
+        return staged(pattern, SOURCE_SUFFIXES)
     path = Path(pattern)
     if path.is_dir():
         files = sorted(

@@ -73,3 +73,16 @@ def test_hex_keys_are_decoded_and_other_text_is_hashed() -> None:
     text = key_words(pa.array(["a", "b", "a"]))
     assert (text[0] == text[2]).all() and not (text[0] == text[1]).all()
     assert RepeatTracker().nbytes == 0
+
+
+def test_a_key_gets_the_same_bytes_whatever_its_chunk_holds() -> None:
+    """A hex key next to text that is not hex keeps its decoded bytes, so repeats are found."""
+    key = "ab" * 16
+    alone, mixed = key_words(pa.array([key])), key_words(pa.array(["not hex", key, "x" * 32]))
+    assert (alone[0] == mixed[1]).all()
+    tracker = RepeatTracker("first")
+    tracker.repeats(pa.array([key]), pa.array([0]))
+    assert tracker.repeats(pa.array(["not hex", key]), pa.array([1, 2])).to_pylist() == [
+        False,
+        True,
+    ]
