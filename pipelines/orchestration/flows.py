@@ -18,6 +18,7 @@ from prefect.states import Completed, State
 
 from pipelines.core.settings import RunOptions
 from pipelines.orchestration.artifacts import job_markdown, summary_markdown
+from pipelines.orchestration.progress_artifact import BytesProgress
 from pipelines.orchestration.secret_blocks import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
 from pipelines.output.deadletter_reasons import deadletter_reasons
@@ -227,10 +228,13 @@ async def _run_job(
         return await result_of(await sync_completions(**parameters, return_state=True), RunReport)
 
     files = job_files(job, patterns)
+    progress = BytesProgress(files, f"lms-sync-{job.replace('_', '-')}-progress")
+    await progress.start(f"lms-sync {job}: bytes of its {len(files)} file(s) done")
     summary = await run_files(
         job, files, request.spec(), settings, request.options(settings), run_one, logger.info,
-        parallel,
+        parallel, progress.file_done,
     )  # fmt: skip
+    await progress.finish()
     await acreate_markdown_artifact(
         key=f"lms-sync-{job.replace('_', '-')}",
         markdown=job_markdown(summary),

@@ -42,17 +42,17 @@ class Chunk:
 
 
 def iter_chunks(
-    plan: RunPlan, on_file: Callable[[int, Path], None] | None = None
+    plan: RunPlan, on_file: Callable[[int, Path, int], None] | None = None
 ) -> Iterator[Chunk]:
     """Stream every source in record batches, numbering rows across the whole run;
-    ``on_file(index, path)`` is told as each file starts."""
+    ``on_file(index, path, rows read before it)`` is told as each file starts."""
     if sum(path.stat().st_size for path in plan.sources) >= LARGE_INPUT_BYTES:
         # Loading the vectorised key hasher costs seconds; worth it only for big inputs.
         threading.Thread(target=warm_kernel, name="warm-key-kernel", daemon=True).start()
     ordinal = 0
     for index, path in enumerate(plan.sources):
         if on_file is not None:
-            on_file(index, path)
+            on_file(index, path, ordinal)
         for source, batch in _source_batches(path, plan):
             yield Chunk(source, batch, ordinal)
             ordinal += batch.table.num_rows

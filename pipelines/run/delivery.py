@@ -147,7 +147,7 @@ async def _produce(
         await asyncio.to_thread(sink.ledger.preload)
         if plan.spec.repeats == "last":
             await asyncio.to_thread(prime_repeats, plan, tracker, started)
-        chunks = iter_chunks(plan, file_logger(watch.log, plan, report))
+        chunks = iter_chunks(plan, file_logger(watch.log, plan))
         while not stop.is_set():
             chunk = await asyncio.to_thread(next, chunks, None)
             if chunk is None:

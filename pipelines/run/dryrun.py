@@ -136,7 +136,7 @@ def dry_run(
     try:
         with record_errors(report, redact):  # a crash is recorded, not raised (exit 3)
             try:
-                on_file = file_logger(log, plan, report) if log is not None else None
+                on_file = file_logger(log, plan) if log is not None else None
                 run_chunks(plan, started, report, deadletter, sink, check, on_file)
             finally:
                 payloads.close()

@@ -34,6 +34,7 @@ from transforms.mapping import MappingSpec
 JOB_COLUMNS = ("file", "run", "sent", "duplicate", "skipped", "invalid", "failed", "pending")
 RunOne = Callable[[Path, RunOptions], Awaitable[RunReport]]
 Say = Callable[[str], None]
+OnFile = Callable[[Path, RunReport], None]  # a file's run has ended (e.g. a progress artifact)
 
 
 @dataclass
@@ -139,6 +140,7 @@ async def run_files(
     run_one: RunOne,
     say: Say,
     parallel: int = 1,
+    on_file: OnFile | None = None,
 ) -> JobSummary:
     """Run every file not processed before, one run each, in order (``parallel`` at a time, all
     sharing the key's rate budget); after an aborted run no further file is started.
@@ -165,7 +167,9 @@ async def run_files(
                 first_of[print_] = path
                 todo.append((path, print_))
         budget = _Progress(say, settings, _requests_to_send(todo, spec, settings, options))
-        ran = await _run_todo(todo, options, run_one, summary, registry, budget, say, parallel)
+        ran = await _run_todo(
+            todo, options, run_one, summary, registry, budget, say, parallel, on_file
+        )
         for path, print_ in copies:
             (summary.already_processed if print_ in ran else summary.not_started).append(str(path))
     return summary
@@ -180,6 +184,7 @@ async def _run_todo(
     budget: _Progress,
     say: Say,
     parallel: int,
+    on_file: OnFile | None,
 ) -> set[str]:
     """Run the files, at most ``parallel`` at once, in order; the fingerprints run."""
     ran: set[str] = set()  # fingerprints run by this job: their copies need no run
@@ -197,6 +202,8 @@ async def _run_todo(
             )
         summary.reports.append(report)
         budget.after(path, report, len(summary.reports), len(todo))
+        if on_file is not None:
+            on_file(path, report)
         if report.aborted:
             stopped.append(report.aborted)
             return

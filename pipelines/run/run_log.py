@@ -74,11 +74,11 @@ def log_start(log: Log, plan: RunPlan, settings: Settings, options: RunOptions) 
     )
 
 
-def file_logger(log: Log, plan: RunPlan, report: RunReport) -> Callable[[int, Path], None]:
+def file_logger(log: Log, plan: RunPlan) -> Callable[[int, Path, int], None]:
     """What ``iter_chunks`` calls as each file starts: one line with the rows read so far."""
 
-    def started(index: int, path: Path) -> None:
-        so_far = f" · {report.rows_read:,} rows read so far" if index else ""
+    def started(index: int, path: Path, rows_before: int) -> None:
+        so_far = f" · {rows_before:,} rows read so far" if index else ""
         log.info(
             "file %d of %d: %s (%s)%s",
             index + 1,

@@ -104,7 +104,7 @@ def run_chunks(
     deadletter: DeadLetterWriter,
     sink: ValidRowSink,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
-    on_file: Callable[[int, Path], None] | None = None,
+    on_file: Callable[[int, Path, int], None] | None = None,
 ) -> None:
     """Read → check → settle every chunk of every source, in order (``on_file``: each file)."""
     tracker = RepeatTracker(plan.spec.repeats)

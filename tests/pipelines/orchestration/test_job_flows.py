@@ -105,9 +105,14 @@ def test_nightly_sync_runs_a_subflow_per_file_and_fails_on_dead_letters(
         children = await flow_runs_under(state.state_details.flow_run_id)
         artifacts = await artifacts_of("lms-sync-run-summary", [c.id for c in children])
         job = await artifacts_of("lms-sync-nightly-sync", [state.state_details.flow_run_id])
+        progress.extend(
+            await artifacts_of("lms-sync-nightly-sync-progress", [state.state_details.flow_run_id])
+        )
         return state, summary, children, artifacts, job
 
+    progress: list[Any] = []
     state, summary, children, artifacts, job = asyncio.run(run())
+    assert [float(p.data) for p in progress] == [100.0]  # bytes of the job's files done
     assert state.is_failed(), state.message
     assert state.message == "rows were dead-lettered (see the run summaries)"
     assert isinstance(summary, JobSummary)
