@@ -18,6 +18,7 @@ from prefect.states import Completed, State
 
 from pipelines.core.settings import RunOptions
 from pipelines.orchestration.artifacts import job_markdown, summary_markdown
+from pipelines.orchestration.fan_out import deployed_runner
 from pipelines.orchestration.progress_artifact import BytesProgress
 from pipelines.orchestration.secret_blocks import settings_with_secret
 from pipelines.orchestration.states import job_state, result_of, run_state
@@ -119,7 +120,11 @@ async def sync_completions(
         markdown=summary_markdown(report),
         description=f"lms-sync {report.mode} {report.run_id}",
     )
-    reasons = deadletter_reasons(Path(report.deadletter.get("parquet", "")))
+    # The local file: with ``out`` in a bucket, report.deadletter names the uploaded objects.
+    parquet = Path(report.deadletter["parquet"]) if "parquet" in report.deadletter else None
+    if parquet is not None and report.folder is not None:
+        parquet = report.folder / parquet.name
+    reasons = deadletter_reasons(parquet) if parquet is not None else []
     if reasons:
         await acreate_table_artifact(
             key="lms-sync-deadletter-reasons",
@@ -179,7 +184,8 @@ async def backfill(
     parallel: int = 1,
 ) -> State:
     """Deliver many files (or a partitioned directory), one subflow per file, ``parallel`` at a
-    time sharing the key's rate budget; rerun to resume."""
+    time sharing the key's rate budget (deployed, with an ``out``: flow runs of the
+    sync-completions deployment on any worker of the pool); rerun to resume."""
     request = RunRequest(
         sources, mapping, False, out, dry_run, ledger, max_invalid_pct,
         state_block=state_block,
@@ -216,7 +222,8 @@ async def _run_job(
     api_key_block: str | None,
     parallel: int = 1,
 ) -> State:
-    """One ``sync_completions`` subflow per file, a job artifact, and the job's final state."""
+    """One ``sync_completions`` run per file (a subflow, or a flow run of its deployment when
+    this job is deployed and ``parallel`` > 1), a job artifact, and the job's final state."""
     logger = get_run_logger()
     settings = await settings_with_secret(request.settings(), api_key_block, request.state_block)
 
@@ -227,12 +234,13 @@ async def _run_job(
         }
         return await result_of(await sync_completions(**parameters, return_state=True), RunReport)
 
+    deployed = await deployed_runner(request, api_key_block, parallel, logger)
     files = job_files(job, patterns)
     progress = BytesProgress(files, f"lms-sync-{job.replace('_', '-')}-progress")
     await progress.start(f"lms-sync {job}: bytes of its {len(files)} file(s) done")
     summary = await run_files(
-        job, files, request.spec(), settings, request.options(settings), run_one, logger.info,
-        parallel, progress.file_done,
+        job, files, request.spec(), settings, request.options(settings), deployed or run_one,
+        logger.info, parallel, progress.file_done,
     )  # fmt: skip
     await progress.finish()
     await acreate_markdown_artifact(

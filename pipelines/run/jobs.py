@@ -71,7 +71,7 @@ class JobSummary:
                     "run_id": report.run_id,
                     "outcomes": report.as_dict()["outcomes"],
                     "aborted": report.aborted,
-                    "folder": str(report.folder),
+                    "folder": report.location or str(report.folder),
                 }
                 for report in self.reports
             ],

@@ -20,7 +20,15 @@ import pyarrow.fs as pafs
 
 from pipelines.core.errors import SourceError
 
-__all__ = ["REMOTE_SCHEMES", "RemoteObject", "is_url", "list_objects", "stage", "staged"]
+__all__ = [
+    "REMOTE_SCHEMES",
+    "RemoteObject",
+    "is_url",
+    "list_objects",
+    "origin_url",
+    "stage",
+    "staged",
+]
 
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "file")
 _COPY_BLOCK = 8 << 20
@@ -96,7 +104,7 @@ def _wanted(path: str, root: str, suffixes: tuple[str, ...], glob: str | None) -
 def stage(obj: RemoteObject, cache: Path | None = None) -> Path:
     """A local copy of the object (fetched again only when its size or mtime changed)."""
     scheme, _, rest = obj.url.partition("://")
-    local = (cache or Path(tempfile.gettempdir()) / "lms-sync-objects") / scheme / rest
+    local = (cache or _cache_root()) / scheme / rest
     stamp = local.with_name(local.name + ".stamp")
     mark = f"{obj.size} {obj.mtime}"
     if local.exists() and stamp.exists() and stamp.read_text() == mark:
@@ -115,6 +123,20 @@ def stage(obj: RemoteObject, cache: Path | None = None) -> Path:
         os.utime(local, (obj.mtime, obj.mtime))  # landing folders are taken oldest first
     stamp.write_text(mark)
     return local
+
+
+def origin_url(path: Path, cache: Path | None = None) -> str | None:
+    """The URL of the object ``path`` is the staged copy of (None: not a staged copy), so a run
+    on another machine can fetch the object itself."""
+    try:
+        scheme, *key = path.relative_to(cache or _cache_root()).parts
+    except ValueError:
+        return None
+    return f"{scheme}://{'/'.join(key)}" if scheme in REMOTE_SCHEMES and key else None
+
+
+def _cache_root() -> Path:
+    return Path(tempfile.gettempdir()) / "lms-sync-objects"
 
 
 def staged(url: str, suffixes: tuple[str, ...], *, empty_ok: bool = False) -> list[Path]:
