@@ -5,6 +5,7 @@ objects (absolute locations) instead of the local files."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow.fs as pafs
 
@@ -18,7 +19,8 @@ _COPY_BLOCK = 8 << 20
 def upload_folder(folder: Path, url: str) -> None:
     """Copy every file of ``folder`` under ``url`` (the run folder's own location)."""
     try:
-        fs, root = pafs.FileSystem.from_uri(url.rstrip("/"))
+        scheme, _, rest = url.rstrip("/").partition("://")
+        fs, root = pafs.FileSystem.from_uri(f"{scheme}://{quote(rest, safe='/')}")
         fs.create_dir(root, recursive=True)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = f"{root}/{path.relative_to(folder).as_posix()}"

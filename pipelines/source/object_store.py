@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import pyarrow.fs as pafs
 
@@ -49,8 +50,10 @@ class RemoteObject:
 
 
 def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
+    """The file system and path of ``url``; the key is taken as it is (spaces, brackets …)."""
+    scheme, _, rest = url.partition("://")
     try:
-        return pafs.FileSystem.from_uri(url)
+        return pafs.FileSystem.from_uri(f"{scheme}://{quote(rest, safe='/')}")
     except (ValueError, OSError) as exc:
         raise SourceError(url, f"cannot open the object store: {exc}") from None
 

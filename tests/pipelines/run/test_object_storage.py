@@ -32,7 +32,7 @@ def test_a_run_reads_an_export_from_a_bucket_and_writes_its_run_folder_there(
     """``run s3://…/export.csv --out s3://…/runs/today``: delivered as from a local file; the run
     folder's files are objects under the URL and report.json names them."""
     sandbox = make_sandbox(rate_limit=(100_000, 1.0))
-    url = s3.put("exports/workday_learning.csv", SAMPLE.read_bytes())
+    url = s3.put("exports/May export (final).csv", SAMPLE.read_bytes())  # a key as people name them
     result = lms_sync(
         env(sandbox, s3), "run", url, "-m", MAPPING, "--out", f"s3://{s3.name}/runs/today",
         "--ledger", tmp_path / "ledger.sqlite",
