@@ -5,11 +5,9 @@ objects (absolute locations) instead of the local files."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
-
-import pyarrow.fs as pafs
 
 from pipelines.core.errors import SourceError
+from pipelines.core.object_urls import filesystem_of
 
 __all__ = ["upload_folder"]
 
@@ -19,8 +17,7 @@ _COPY_BLOCK = 8 << 20
 def upload_folder(folder: Path, url: str) -> None:
     """Copy every file of ``folder`` under ``url`` (the run folder's own location)."""
     try:
-        scheme, _, rest = url.rstrip("/").partition("://")
-        fs, root = pafs.FileSystem.from_uri(f"{scheme}://{quote(rest, safe='/')}")
+        fs, root = filesystem_of(url.rstrip("/"))
         fs.create_dir(root, recursive=True)
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             name = f"{root}/{path.relative_to(folder).as_posix()}"

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.fs as pafs
 
 from pipelines.core.errors import SourceError
+from pipelines.core.object_urls import filesystem_of
 from pipelines.core.outcomes import RunMode
 from pipelines.output.report import RunReport
 
@@ -66,7 +66,7 @@ def _read(folder: str) -> bytes:
     try:
         if "://" not in folder:
             return (Path(folder) / REPORT_NAME).read_bytes()
-        fs, path = pafs.FileSystem.from_uri(name)
+        fs, path = filesystem_of(name)
         with fs.open_input_stream(path) as stream:
             data: bytes = stream.read()
     except (OSError, ValueError) as exc:

@@ -15,11 +15,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
 
 import pyarrow.fs as pafs
 
 from pipelines.core.errors import SourceError
+from pipelines.core.object_urls import filesystem_of
 
 __all__ = [
     "REMOTE_SCHEMES",
@@ -51,9 +51,8 @@ class RemoteObject:
 
 def _filesystem(url: str) -> tuple[pafs.FileSystem, str]:
     """The file system and path of ``url``; the key is taken as it is (spaces, brackets …)."""
-    scheme, _, rest = url.partition("://")
     try:
-        return pafs.FileSystem.from_uri(f"{scheme}://{quote(rest, safe='/')}")
+        return filesystem_of(url)
     except (ValueError, OSError) as exc:
         raise SourceError(url, f"cannot open the object store: {exc}") from None
 

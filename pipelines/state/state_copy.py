@@ -66,8 +66,12 @@ class TableCopy:
 
 
 def table_counts(db: StateDB) -> dict[str, int]:
-    """Rows per state table."""
-    return {t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+    """Rows per state table (a table an older schema lacks is left out)."""
+    return {
+        t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+        for t in TABLES
+        if db.table_exists(t)
+    }
 
 
 def copy_state(
@@ -84,7 +88,7 @@ def copy_state(
     finally:
         src.close()
         dst.close()
-    return [TableCopy(t, before[t], copied[t], after[t]) for t in TABLES]
+    return [TableCopy(t, before.get(t, 0), copied[t], after[t]) for t in TABLES]
 
 
 def _copy_table(src: StateDB, dst: StateDB, table: str, say: Callable[[str], None]) -> int:

@@ -7,8 +7,9 @@ from typing import Any
 
 from pipelines.core.state_location import StateLocation
 from pipelines.state.ledger_schema import OUTCOME_NAMES
+from pipelines.state.state_copy import table_counts
 from pipelines.state.state_migrations import open_state, schema_version
-from pipelines.state.state_schema import SCHEMA_VERSION, TABLES
+from pipelines.state.state_schema import SCHEMA_VERSION
 
 __all__ = ["state_info"]
 
@@ -25,11 +26,7 @@ def state_info(location: StateLocation) -> dict[str, Any]:
             "schema_version": schema_version(db),
             "tool_version": SCHEMA_VERSION,
         }
-        info["tables"] = {
-            t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-            for t in TABLES
-            if db.table_exists(t)
-        }
+        info["tables"] = table_counts(db)
         targets: dict[str, dict[str, int]] = {}
         for url, outcome, n in db.execute(
             """SELECT t.base_url, d.outcome, count(*) FROM deliveries d
