@@ -53,10 +53,10 @@ def ensure_schema(db: StateDB, path: Path | None = None) -> None:
             raise StateVersionError(db.where, version, SCHEMA_VERSION)
         if version == SCHEMA_VERSION:
             return
+        for statement in schema_statements(db.dialect)[:-1]:  # IF NOT EXISTS: new tables only
+            db.execute(statement)
         if version:
             _migrate(db, path)
-        for statement in schema_statements(db.dialect)[:-1]:
-            db.execute(statement)
         db.execute("DROP VIEW IF EXISTS deliveries_readable")
         db.execute(view_statement(db.dialect))
         note = f"migrated from {version}, backup {backup}" if version else "created"
@@ -86,8 +86,6 @@ def _migrate(db: StateDB, path: Path | None) -> None:
     for column, kind in _ADDED_COLUMNS:
         if column not in present:
             db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}")
-    for statement in schema_statements("sqlite")[:-1]:
-        db.execute(statement)
     users = path.with_name(USERS_FILE) if path is not None else None
     if users is not None and users.exists():
         _import_user_cache(db, users)
