@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.output.run_folder import open_private
 from transforms.jsontext import json_string, quoted_parts
+from transforms.string_buffers import offsets_and_data
 
 
 def payload_lines(
@@ -46,22 +49,22 @@ class PayloadWriter:
         self.rows = 0
         self._file: IO[bytes] = open_private(self.path)
 
-    def write(self, lines: pa.Array) -> None:
-        """Write lines (each already ends in a newline) straight from the Arrow buffer."""
-        if len(lines) == 0:
-            return
+    def write(self, lines: pa.Array, keep: npt.NDArray[np.bool_] | None = None) -> None:
+        """Write the lines (each already ends in a newline; null lines are none) straight from
+        the Arrow buffer; with ``keep``, only the rows it marks (runs of kept rows, one write
+        each)."""
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
+        present = np.ones(len(lines), np.bool_) if keep is None else np.asarray(keep, np.bool_)
         if lines.null_count:
-            raise ValueError("payload lines must not be null")
-        offsets = lines.buffers()[1]
-        data = lines.buffers()[2]
-        width = 8 if pa.types.is_large_string(lines.type) else 4
-        first = int.from_bytes(offsets[lines.offset * width : (lines.offset + 1) * width], "little")
-        end = len(lines) + lines.offset
-        last = int.from_bytes(offsets[end * width : (end + 1) * width], "little")
-        self._file.write(memoryview(data)[first:last])
-        self.rows += len(lines)
+            present &= np.asarray(lines.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+        if not present.any():
+            return
+        offsets, data = offsets_and_data(lines)
+        edges = np.flatnonzero(np.diff(present, prepend=False, append=False))
+        for start, end in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):
+            self._file.write(data[offsets[start] : offsets[end]].data)
+        self.rows += int(np.count_nonzero(present))
 
     def close(self) -> None:
         """Flush and close the file."""

@@ -28,7 +28,7 @@ from pipelines.run.plan import RunPlan
 from pipelines.run.reconcile import Reconciler
 from pipelines.run.repeats import RepeatTracker
 from pipelines.run.run_log import RunHooks, file_logger
-from pipelines.run.settle import prime_repeats, settle_chunk
+from pipelines.run.settle import fresh_rows, prime_repeats, settle_chunk
 from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
 from transforms.validation import CheckedRows
@@ -153,7 +153,8 @@ async def _produce(
             if chunk is None:
                 break
             checked = await asyncio.to_thread(check, chunk, plan, started)
-            settle_chunk(chunk, checked, tracker, report, sink.deadletter, sink)
+            fresh = settle_chunk(chunk, checked, tracker, report, sink.deadletter)
+            sink.accept(chunk, fresh_rows(chunk, checked, fresh))
             if sink.resolver is not None:
                 await sink.resolve_users()
             await watch.reconcile()  # keys in doubt: asked at the API before any is resent

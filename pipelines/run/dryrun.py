@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,37 +51,45 @@ class PayloadSink:
         self.collect_users = collect_users
         self.users: dict[str, set[str]] = {}  # distinct users per account (for --check-remote)
 
-    def accept(self, chunk: Chunk, rows: pa.Table) -> None:
-        """Write the rows' payload lines and count them would_send."""
-        if self.ledger is not None and rows.num_rows:
-            rows = self._not_yet_delivered(rows)
+    def prepare(self, chunk: Chunk, checked: CheckedRows) -> pa.Array:
+        """The payload line of every valid row (null for the others); pure, on a checking thread."""
+        return payload_lines(
+            checked.account,
+            checked.user,
+            checked.body,
+            checked.key,
+            str(chunk.source),
+            chunk.batch.rows,
+        )
+
+    def accept(self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, lines: pa.Array) -> None:
+        """Write the lines of the fresh rows not yet delivered and count them would_send."""
+        keep = np.asarray(fresh.to_numpy(zero_copy_only=False), np.bool_)
+        if self.ledger is not None and keep.any():
+            keep[np.flatnonzero(keep)] = self._not_yet_delivered(checked, fresh)
+        kept = pa.array(keep)
+        accounts = pc.filter(checked.account, kept)
         if self.collect_users:
-            pairs = rows.select(["account", "user"]).group_by(["account", "user"]).aggregate([])
+            pairs = pa.table({"account": accounts, "user": pc.filter(checked.user, kept)})
+            pairs = pairs.group_by(["account", "user"]).aggregate([])
             for account, user in zip(
                 pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
             ):
                 self.users.setdefault(account, set()).add(user)
-        lines = payload_lines(
-            rows.column("account").combine_chunks(),
-            rows.column("user").combine_chunks(),
-            rows.column("body").combine_chunks(),
-            rows.column("key").combine_chunks(),
-            str(chunk.source),
-            rows.column("row").combine_chunks(),
-        )
-        self.writer.write(lines)
-        self.report.add("would_send", rows.num_rows, accounts=rows.column("account"))
+        self.writer.write(lines, keep)
+        self.report.add("would_send", len(accounts), accounts=accounts)
 
-    def _not_yet_delivered(self, rows: pa.Table) -> pa.Table:
+    def _not_yet_delivered(self, checked: CheckedRows, fresh: pa.Array) -> npt.NDArray[np.bool_]:
+        """Of the fresh rows, those the ledger has not seen delivered (the others counted)."""
         assert self.ledger is not None
-        hashes = blake2b_128_hex(rows.column("body").combine_chunks())
-        state = self.ledger.classify(rows.column("key").combine_chunks(), hashes)
+        keys = pc.filter(checked.key, fresh)
+        state = self.ledger.classify(keys, blake2b_128_hex(pc.filter(checked.body, fresh)))
         there = pc.is_in(state, value_set=pa.array(ALREADY_THERE))
         changed = pc.equal(state, "changed_after_delivery")
-        accounts = rows.column("account")
+        accounts = pc.filter(checked.account, fresh)
         for mask, reason in ((there, "already_delivered"), (changed, "changed_after_delivery")):
             self.report.add("duplicate", count_true(mask), reason, pc.filter(accounts, mask))
-        return rows.filter(pc.invert(pc.or_(there, changed)))
+        return np.asarray(pc.invert(pc.or_(there, changed)).to_numpy(zero_copy_only=False))
 
 
 def count_would_send(plan: RunPlan, ledger: Ledger | None) -> int:

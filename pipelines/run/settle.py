@@ -23,10 +23,15 @@ from transforms.masks import count_true
 from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows
 
 
-class ValidRowSink(Protocol):
-    """Where valid, first-seen rows go: payloads.jsonl in a dry run, the API when delivering."""
+class PreparedSink(Protocol):
+    """Where a dry run's valid, first-seen rows go (payloads.jsonl): ``prepare`` is pure and runs
+    on the checking thread; ``accept`` gets its result with the rows to keep, in chunk order."""
 
-    def accept(self, chunk: Chunk, rows: pa.Table) -> None: ...
+    def prepare(self, chunk: Chunk, checked: CheckedRows) -> pa.Array: ...
+
+    def accept(
+        self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: pa.Array
+    ) -> None: ...
 
 
 def settle_chunk(
@@ -35,9 +40,9 @@ def settle_chunk(
     tracker: RepeatTracker,
     report: RunReport,
     deadletter: DeadLetterWriter,
-    sink: ValidRowSink,
-) -> None:
-    """Give every row of the chunk its outcome: invalid, skipped, duplicate_in_file or the sink."""
+) -> pa.Array:
+    """Give every row of the chunk its outcome (invalid, skipped, duplicate_in_file) but the fresh
+    ones: valid and first of their key, for the caller's sink (the mask returned)."""
     n = chunk.batch.table.num_rows
     report.read(n, checked.account)
     invalid = pc.equal(checked.status, INVALID)
@@ -60,8 +65,13 @@ def settle_chunk(
         "duplicate_in_file",
         accounts=pc.filter(checked.account, repeated),
     )
-    fresh = pc.and_not(valid, repeat)
-    rows = pa.table(
+    return pc.and_not(valid, repeat)
+
+
+def fresh_rows(chunk: Chunk, checked: CheckedRows, fresh: pa.Array) -> pa.Table:
+    """The fresh rows' account, user, key, body, row number and index in the chunk."""
+    n = chunk.batch.table.num_rows
+    return pa.table(
         {
             "account": checked.account,
             "user": checked.user,
@@ -71,7 +81,6 @@ def settle_chunk(
             "index": pa.array(np.arange(n, dtype=np.int64)),
         }
     ).filter(fresh)
-    sink.accept(chunk, rows)
 
 
 def invalid_rows(chunk: Chunk, checked: CheckedRows, mask: pa.Array) -> pa.Table:
@@ -102,7 +111,7 @@ def run_chunks(
     now: datetime,
     report: RunReport,
     deadletter: DeadLetterWriter,
-    sink: ValidRowSink,
+    sink: PreparedSink,
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
     on_file: Callable[[int, Path, int], None] | None = None,
 ) -> None:
@@ -110,12 +119,18 @@ def run_chunks(
     tracker = RepeatTracker(plan.spec.repeats)
     if plan.spec.repeats == "last":
         prime_repeats(plan, tracker, now)
-    # The plain check is pure: run it a chunk ahead on a second core. Any other (a Prefect
-    # task) runs in this thread, where its run context is.
+
+    def checked_and_prepared(chunk: Chunk) -> tuple[CheckedRows, pa.Array]:
+        checked = check(chunk, plan, now)
+        return checked, sink.prepare(chunk, checked)
+
+    # The plain check is pure: run it ahead on the spare cores. Any other (a Prefect task) runs
+    # in this thread, where its run context is.
     ahead = DEFAULT_AHEAD if check is check_chunk else 0
     chunks = iter_chunks(plan, on_file)
-    for chunk, checked in checked_ahead(chunks, lambda c: check(c, plan, now), ahead):
-        settle_chunk(chunk, checked, tracker, report, deadletter, sink)
+    for chunk, (checked, prepared) in checked_ahead(chunks, checked_and_prepared, ahead):
+        fresh = settle_chunk(chunk, checked, tracker, report, deadletter)
+        sink.accept(chunk, checked, fresh, prepared)
 
 
 def _count(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -37,3 +38,27 @@ def test_lines_parse_back(tmp_path: Path) -> None:
     }
     assert [p["source_row"] for p in parsed] == [2, 3, 1]
     assert parsed[2]["user_id"] == 'u"1'
+
+
+def test_only_kept_rows_with_a_line_are_written(tmp_path: Path) -> None:
+    """Rows without a line (null: not valid) and rows not kept (repeats, delivered) are left out,
+    whatever runs the kept rows form, also in a sliced array."""
+    n = 9
+    bodies = [None if row in (0, 4) else f'{{"n":{row}}}' for row in range(n)]
+    lines = payload_lines(
+        pa.array(["acct"] * n),
+        pa.array([f"u{row}" for row in range(n)]),
+        pa.array(bodies, pa.string()),
+        pa.array([f"k{row}" for row in range(n)]),
+        "f.csv",
+        pa.array(range(1, n + 1), pa.int64()),
+    )
+    assert lines.null_count == 2
+    keep = np.array([True, True, False, True, True, True, False, False, True])
+    writer = PayloadWriter(tmp_path)
+    writer.write(lines.slice(1), keep[1:])
+    writer.write(lines.slice(0, 1), keep[:1])  # a null line kept: nothing to write
+    writer.close()
+    written = (tmp_path / "payloads.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["source_row"] for line in written] == [2, 4, 6, 9]
+    assert writer.rows == 4

@@ -56,11 +56,11 @@ def explode_on_third_chunk(chunk: Chunk, plan: RunPlan, now: datetime) -> Checke
 
 
 def break_keys_on_second_chunk(chunk: Chunk, plan: RunPlan, now: datetime) -> CheckedRows:
-    """From the second chunk on, a key column one row short: settling fails half way."""
+    """From the second chunk on, a status column one row short: settling fails half way."""
     checked = check_chunk(chunk, plan, now)
     if chunk.first_ordinal < BATCH:
         return checked
-    return replace(checked, key=checked.key.slice(1))
+    return replace(checked, status=checked.status.slice(1))
 
 
 def settings_for(sandbox: RunningSandbox) -> Settings:
