@@ -30,6 +30,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pipelines  # noqa: F401  (first: sets the allocator up before pyarrow loads, as the CLI does)
+
+# isort: split
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
