@@ -104,4 +104,5 @@ from tests.state_stores import postgres_url, state_store  # noqa: E402, F401  (f
 
 # Rate budget files of the test runs (one per API key and target) in a folder of their own.
 os.environ.setdefault("LMS_SYNC_BUDGET_DIR", tempfile.mkdtemp(prefix="lms-sync-budgets-"))
+from tests.gcs_server import gcs, gcs_endpoint  # noqa: E402, F401  (fixtures)
 from tests.s3_server import s3, s3_endpoint  # noqa: E402, F401  (fixtures)

@@ -3,6 +3,7 @@ bucket per test with the standard AWS environment pointing at the emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 from collections.abc import Iterator
@@ -29,11 +30,16 @@ class Bucket:
     name: str
     client: Any
     env: dict[str, str]
+    scheme: str = "s3"
+
+    def url(self, key: str = "") -> str:
+        """The ``s3://`` URL of ``key`` in this bucket."""
+        return f"s3://{self.name}/{key}"
 
     def put(self, key: str, data: bytes) -> str:
         """Store an object; its s3:// URL."""
         self.client.put_object(Bucket=self.name, Key=key, Body=data)
-        return f"s3://{self.name}/{key}"
+        return self.url(key)
 
     def get(self, key: str) -> bytes:
         """An object's bytes."""
@@ -46,9 +52,9 @@ class Bucket:
         return sorted(o["Key"] for o in found if not o["Key"].endswith("/"))
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """The emulator's URL (one server for the session)."""
+@contextlib.contextmanager
+def running_s3() -> Iterator[str]:
+    """moto's S3 server on a free 127.0.0.1 port until the block ends; its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -60,16 +66,28 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
+def new_bucket(endpoint: str) -> Bucket:
+    """A fresh bucket in the emulator at ``endpoint``, with the environment that reaches it."""
+    client = boto3.client("s3", endpoint_url=endpoint, **_boto_credentials())
+    name = f"lms-{next(_buckets)}"
+    client.create_bucket(Bucket=name)
+    return Bucket(name, client, {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The emulator's URL (one server for the session)."""
+    with running_s3() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
 def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     """A fresh bucket; this process's environment reaches the emulator during the test."""
-    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint}
-    for name, value in env.items():
+    bucket = new_bucket(s3_endpoint)
+    for name, value in bucket.env.items():
         monkeypatch.setenv(name, value)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, **_boto_credentials())
-    name = f"lms-{next(_buckets)}"
-    client.create_bucket(Bucket=name)
-    return Bucket(name, client, env)
+    return bucket
 
 
 def _boto_credentials() -> dict[str, str]:

@@ -37,6 +37,7 @@ __all__ = [
     "load_settings",
     "prefect_api_configured",
     "scoped_environment",
+    "storage_emulator_host",
     "use_prefect_defaults",
 ]
 
@@ -203,6 +204,11 @@ def environment() -> dict[str, str]:
 def prefect_api_configured() -> bool:
     """True when a Prefect server or Cloud workspace is configured (``PREFECT_API_URL``)."""
     return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def storage_emulator_host() -> str | None:
+    """A GCS emulator for ``gs://`` URLs (``STORAGE_EMULATOR_HOST``, as Google's clients read it)."""
+    return os.environ.get("STORAGE_EMULATOR_HOST", "").strip() or None
 
 
 def keep_freed_memory() -> None:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.core.object_urls import source_label
 from pipelines.output.run_folder import open_private
 
 DL_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -121,7 +122,7 @@ def with_reasons(
         "_dl_errors": errors,
         "_dl_http_status": column(http_status, pa.int32()),
         "_dl_attempts": column(attempts, pa.int32()),
-        "_dl_source_file": column(str(source), pa.string()),
+        "_dl_source_file": column(source_label(source), pa.string()),
         "_dl_source_row": rows,
     }
     table = source_rows

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from pipelines.core.object_urls import source_label
 from pipelines.core.outcomes import OUTCOMES, RowOutcome, RunMode, RunStatus
 from pipelines.output.account_counts import AccountCounts, Accounts
 from pipelines.output.run_folder import open_private
@@ -55,6 +56,10 @@ class RunReport:
     folder: Path | None = None  # the run folder (not part of report.json)
     location: str | None = None  # where the run folder was copied (``--out`` in a bucket)
     distinct_users: dict[str, set[str]] = field(default_factory=dict)  # not in report.json
+
+    def __post_init__(self) -> None:
+        # An object read through its staged copy is named by its URL (s3://bucket/key).
+        self.sources = [source_label(source) for source in self.sources]
 
     def add(
         self, outcome: str, count: int = 1, reason: str | None = None, accounts: Accounts = ()

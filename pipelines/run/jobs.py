@@ -22,7 +22,7 @@ from pipelines.run.dryrun import count_would_send
 from pipelines.run.estimate import cost_estimate, human_duration
 from pipelines.run.plan import plan_run
 from pipelines.source.fingerprints import fingerprint
-from pipelines.source.object_store import is_url, staged
+from pipelines.source.object_store import exists, is_url, staged
 from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from pipelines.source.source_files import SOURCE_SUFFIXES, expand_sources
 from pipelines.state.ledger import Ledger
@@ -197,9 +197,7 @@ async def _run_todo(
             if stopped:
                 summary.not_started.append(str(path))
                 return
-            report = await run_one(
-                path, replace(options, out=_file_folder(options.out, path, taken))
-            )
+            report = await run_one(path, replace(options, out=_file_folder(options, path, taken)))
         summary.reports.append(report)
         budget.after(path, report, len(summary.reports), len(todo))
         if on_file is not None:
@@ -235,13 +233,19 @@ def _landing_directory(pattern: str) -> Path:
     return Path(*plain) if plain else Path(".")
 
 
-def _file_folder(out: Path | None, path: Path, taken: set[Path]) -> Path | None:
-    """The run folder of one file under ``out``: its name, suffixed when another run has it."""
+def _file_folder(options: RunOptions, path: Path, taken: set[Path]) -> Path | None:
+    """The run folder of one file under ``out``: its name, suffixed when another run has it
+    (here, or in the bucket when ``out`` is a bucket URL: a rerun never overwrites a run)."""
+    out, bucket = options.out, options.remote_out
     if out is None:
         return None
     name = Path(path.name.removesuffix(".gz").removesuffix(".GZ")).stem
     folder, n = out / name, 1
-    while folder in taken or folder.exists():
+    while (
+        folder in taken
+        or folder.exists()
+        or (bucket is not None and exists(f"{bucket.rstrip('/')}/{folder.name}"))
+    ):
         n += 1
         folder = out / f"{name}-{n}"
     taken.add(folder)

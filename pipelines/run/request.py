@@ -122,7 +122,7 @@ def plan_replay(
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> RunPlan:
     """Plan a run over dead-letter files (or run folders): read as Parquet, rows keep their origin."""
-    paths = [str(_deadletter_of(Path(pattern))) for pattern in deadletters]
+    paths = [_deadletter_of(pattern) for pattern in deadletters]
     for path in expand_sources(paths):
         check_deadletter(path)
     as_parquet = spec.model_copy(
@@ -131,6 +131,9 @@ def plan_replay(
     return dataclasses.replace(plan_run(paths, as_parquet, account_id, batch_rows), replay=True)
 
 
-def _deadletter_of(path: Path) -> Path:
-    """A run folder stands for its deadletter.parquet."""
-    return path / DEADLETTER_NAME if path.is_dir() else path
+def _deadletter_of(pattern: str) -> str:
+    """A run folder (local, or in a bucket) stands for its deadletter.parquet."""
+    if is_url(pattern):  # a bucket has no folders: a name without .parquet is a run folder
+        named = pattern.lower().endswith(".parquet") or any(c in pattern for c in "*?[")
+        return pattern if named else f"{pattern.rstrip('/')}/{DEADLETTER_NAME}"
+    return str(Path(pattern) / DEADLETTER_NAME) if Path(pattern).is_dir() else pattern

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.core.errors import SourceError
+from pipelines.core.object_urls import is_url, staged_location
 from pipelines.source.batches import SourceBatch, iter_batches
 
 __all__ = ["ORIGIN_FILE", "ORIGIN_ROW", "STILL_MALFORMED", "check_deadletter", "replay_batches"]
@@ -59,13 +60,19 @@ def replay_batches(path: Path, batch_rows: int) -> Iterator[tuple[Path, SourceBa
         source = table.drop_columns([c for c in table.column_names if c.startswith(_DL_PREFIX)])
         for start, stop in _runs(files):
             yield (
-                Path(files[start].as_py()),
+                _origin_path(files[start].as_py()),
                 SourceBatch(
                     table=source.slice(start, stop - start),
                     rows=rows.slice(start, stop - start),
                     read_errors=read_errors.slice(start, stop - start),
                 ),
             )
+
+
+def _origin_path(origin: str) -> Path:
+    """The chunk source of rows from ``origin``: an object URL stands as its staged copy's path,
+    which the dead-letter file and report name by the URL again."""
+    return staged_location(origin) if is_url(origin) else Path(origin)
 
 
 def _origin(path: Path, table: pa.Table, own_rows: pa.Array) -> tuple[pa.Array, pa.Array]:

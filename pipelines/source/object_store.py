@@ -3,7 +3,8 @@ glob, and staging each object in a local cache before it is read like a local fi
 
 pyarrow's file systems do the I/O, with the credentials of the standard environment
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_REGION``, ``AWS_ENDPOINT_URL`` for an
-S3-compatible store such as MinIO; Google and Azure likewise). A staged copy mirrors the object's
+S3-compatible store such as MinIO; ``STORAGE_EMULATOR_HOST`` for a GCS emulator; Google and Azure
+likewise). A staged copy mirrors the object's
 location (``<cache>/s3/bucket/key``) and is fetched again only when the object's size or
 modification time changed; fingerprints are of the content, as for local files.
 """
@@ -12,32 +13,33 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
 from pipelines.core.errors import SourceError
-from pipelines.core.object_urls import filesystem_of
+from pipelines.core.object_urls import (
+    REMOTE_SCHEMES,
+    filesystem_of,
+    is_url,
+    origin_url,
+    staged_location,
+)
 
 __all__ = [
     "REMOTE_SCHEMES",
     "RemoteObject",
+    "exists",
     "is_url",
     "list_objects",
     "origin_url",
     "stage",
     "staged",
+    "staged_location",
 ]
 
-REMOTE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "file")
 _COPY_BLOCK = 8 << 20
-
-
-def is_url(text: str) -> bool:
-    """Does ``text`` name an object store location (``scheme://…``) rather than a local path?"""
-    return text.partition("://")[0].lower() in REMOTE_SCHEMES and "://" in text
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,7 @@ def _wanted(path: str, root: str, suffixes: tuple[str, ...], glob: str | None) -
 
 def stage(obj: RemoteObject, cache: Path | None = None) -> Path:
     """A local copy of the object (fetched again only when its size or mtime changed)."""
-    scheme, _, rest = obj.url.partition("://")
-    local = (cache or _cache_root()) / scheme / rest
+    local = staged_location(obj.url, cache)
     stamp = local.with_name(local.name + ".stamp")
     mark = f"{obj.size} {obj.mtime}"
     if local.exists() and stamp.exists() and stamp.read_text() == mark:
@@ -127,18 +128,13 @@ def stage(obj: RemoteObject, cache: Path | None = None) -> Path:
     return local
 
 
-def origin_url(path: Path, cache: Path | None = None) -> str | None:
-    """The URL of the object ``path`` is the staged copy of (None: not a staged copy), so a run
-    on another machine can fetch the object itself."""
+def exists(url: str) -> bool:
+    """Is there an object at ``url``, or any object under it (a prefix in use)?"""
+    fs, path = _filesystem(url.rstrip("/"))
     try:
-        scheme, *key = path.relative_to(cache or _cache_root()).parts
-    except ValueError:
-        return None
-    return f"{scheme}://{'/'.join(key)}" if scheme in REMOTE_SCHEMES and key else None
-
-
-def _cache_root() -> Path:
-    return Path(tempfile.gettempdir()) / "lms-sync-objects"
+        return bool(fs.get_file_info(path).type != pafs.FileType.NotFound)
+    except OSError as exc:
+        raise SourceError(url, f"cannot look: {exc}") from None
 
 
 def staged(url: str, suffixes: tuple[str, ...], *, empty_ok: bool = False) -> list[Path]:

@@ -24,18 +24,17 @@ from pydantic import SecretStr
 
 from pipelines.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_KEY
-from tests.pipelines.orchestration.test_deployments import (
-    POOL,
-    PREFECT,
+from tests.pipelines.orchestration.test_deployments import _story, deployed, prefect_server
+from tests.pipelines.run.test_jobs import MAPPING, SAMPLE, SAMPLE_SENT, write_history
+from tests.prefect_cluster import (
     SECRET_BLOCK,
     PrefectServer,
-    _spawned,
-    _story,
-    _worker_env,
-    deployed,
-    prefect_server,
+    bucket_worker_env,
+    child_runs,
+    spawned,
+    worker_command,
+    worker_of,
 )
-from tests.pipelines.run.test_jobs import MAPPING, SAMPLE, SAMPLE_SENT, write_history
 from tests.s3_server import Bucket
 from tests.state_stores import fresh_postgres_state
 
@@ -47,12 +46,6 @@ STATE_BLOCK = "lms-state"
 TIMEOUT = 200.0  # seconds for the whole backfill (4 files, 2 at a time, each a new process)
 
 
-def _worker(name: str, limit: int) -> list[str]:
-    """``prefect worker start`` of the pool, named, running at most ``limit`` flow runs at once."""
-    return [*PREFECT, "worker", "start", "--pool", POOL, "--name", name, "--limit", str(limit),
-            "--prefetch-seconds", "1"]  # fmt: skip
-
-
 def _wait(read: Callable[[], Any], done: Callable[[Any], bool], what: str, log: Path) -> Any:
     """Poll ``read`` until ``done`` holds; fail with the worker log after ``TIMEOUT``."""
     deadline = time.monotonic() + TIMEOUT
@@ -61,25 +54,6 @@ def _wait(read: Callable[[], Any], done: Callable[[Any], bool], what: str, log: 
             pytest.fail(f"{what} after {TIMEOUT:.0f} s: {value}\n{log.read_text()}")
         time.sleep(1)
     return value
-
-
-def _children(client: Any, parent: UUID) -> list[Any]:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    parent_filter = FlowRunFilterParentFlowRunId(any_=[parent])
-    return list(
-        client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent_filter))
-    )
-
-
-def _worker_of(client: Any, run: Any) -> str:
-    """The worker that submitted a flow run, from the run's own log in the Prefect API."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
-    said = [log.message for log in logs if "submitting flow run" in log.message]
-    assert len(said) == 1, [log.message for log in logs]
-    return said[0].split("'")[1]
 
 
 def _artifacts(client: Any, run_ids: list[UUID]) -> dict[str, list[Any]]:
@@ -123,31 +97,29 @@ def test_a_deployed_parallel_backfill_spreads_its_files_over_two_workers(
         "state_block": STATE_BLOCK,
         "parallel": 2,
     }
-    envs = {}
-    for name in ("worker-a", "worker-b"):
-        env = {**_worker_env(prefect_server, sandbox, tmp_path / name), **s3.env}
-        del env["STACKONE_API_KEY"]  # from the Secret block the backfill names
-        (tmp_path / name / "tmp").mkdir(parents=True)
-        envs[name] = {**env, "TMPDIR": str(tmp_path / name / "tmp")}
+    envs = {  # no API key: from the Secret block the backfill names
+        name: bucket_worker_env(prefect_server, sandbox.base_url, tmp_path / name, s3.env)
+        for name in ("worker-a", "worker-b")
+    }
     log_a, log_b = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
     with (
         get_client(sync_client=True) as client,
-        _spawned(_worker("worker-a", 2), envs["worker-a"], log_a),
+        spawned(worker_command("worker-a", 2), envs["worker-a"], log_a),
     ):
         backfill = client.read_deployment_by_name("backfill/backfill")
         child = client.read_deployment_by_name("sync_completions/sync-completions")
         parent = client.create_flow_run_from_deployment(backfill.id, parameters=parameters)
         _wait(lambda: client.read_flow_run(parent.id), lambda r: r.state.is_running() or
               r.state.is_final(), "backfill not started", log_a)  # fmt: skip
-        with _spawned(_worker("worker-b", 1), envs["worker-b"], log_b):
+        with spawned(worker_command("worker-b", 1), envs["worker-b"], log_b):
             final = _wait(lambda: client.read_flow_run(parent.id), lambda r: r.state.is_final(),
                           "backfill not final", log_a)  # fmt: skip
-            children = _children(client, parent.id)
+            children = child_runs(client, parent.id)
             stories = "\n".join(_story(client, run) for run in [final, *children])
             assert final.state.message == "rows were dead-lettered (see the run summaries)", (
                 f"{stories}\n{log_b.read_text()}"
             )
-            workers = {_worker_of(client, run) for run in children}
+            workers = {worker_of(client, run) for run in children}
             artifacts = _artifacts(client, [parent.id, *(run.id for run in children)])
     assert final.state.is_failed()  # the sample's bad rows: a backfill without a threshold fails
     assert len(children) == len(files), stories
