@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.object_urls import source_label
 from pipelines.core.outcomes import SEND_STATUSES, RunMode
 from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.payloads import PayloadWriter, payload_lines
@@ -58,7 +59,7 @@ class PayloadSink:
             checked.user,
             checked.body,
             checked.key,
-            str(chunk.source),
+            source_label(chunk.source),
             chunk.batch.rows,
         )
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.core.object_urls import source_label
 from pipelines.core.outcomes import Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
@@ -54,7 +55,7 @@ def settle_chunk(
         {f"deprecated_field:{k}": v for k, v in checked.deprecated_uses.items() if v}
     )
     if chunk.batch.source_break:  # the file broke off: a nightly job must try it again
-        report.warnings[f"{INCOMPLETE_SOURCE}:{chunk.source}"] += 1
+        report.warnings[f"{INCOMPLETE_SOURCE}:{source_label(chunk.source)}"] += 1
 
     repeat = tracker.repeats(checked.key, chunk.ordinals)
     valid = pc.equal(checked.status, VALID)

@@ -72,6 +72,19 @@ def test_a_run_reads_an_export_from_a_bucket_and_writes_its_run_folder_there(
     assert origins(bucket.get("runs/today/deadletter.parquet")) == {url}
 
 
+def test_a_dry_run_of_an_object_names_it_in_its_payloads(bucket: Store, tmp_path: Path) -> None:
+    """``run <bucket>/export.csv --dry-run``: every payload line's source_file is the object's URL."""
+    url = bucket.put("exports/dry run.csv", SAMPLE.read_bytes())
+    environment = {"STACKONE_ACCOUNT_ID": "acct-dry", "PREFECT_API_URL": None, **bucket.env}
+    result = lms_sync(
+        environment, "run", url, "-m", MAPPING, "--dry-run", "--out", tmp_path / "dry"
+    )
+    assert result.exit_code == 1, result.output  # the sample's bad rows are dead-lettered
+    lines = (tmp_path / "dry" / "payloads.jsonl").read_text().splitlines()
+    assert len(lines) == SAMPLE_SENT
+    assert {json.loads(line)["source_file"] for line in lines} == {url}
+
+
 def test_a_dead_letter_in_a_bucket_replays_and_keeps_the_object_as_origin(
     make_sandbox: Callable[..., RunningSandbox], bucket: Store, tmp_path: Path
 ) -> None:
