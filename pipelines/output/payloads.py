@@ -55,16 +55,18 @@ class PayloadWriter:
         each)."""
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
-        present = np.ones(len(lines), np.bool_) if keep is None else np.asarray(keep, np.bool_)
-        if lines.null_count:
-            present &= np.asarray(lines.is_valid().to_numpy(zero_copy_only=False), np.bool_)
-        if not present.any():
+        keep = np.ones(len(lines), np.bool_) if keep is None else np.asarray(keep, np.bool_)
+        has_line = np.asarray(lines.is_valid().to_numpy(zero_copy_only=False), np.bool_)
+        written = keep & has_line
+        if not written.any():
             return
         offsets, data = offsets_and_data(lines)
-        edges = np.flatnonzero(np.diff(present, prepend=False, append=False))
+        # Runs of rows to write; a row without a line has no bytes, so only a row whose line is
+        # left out ends a run.
+        edges = np.flatnonzero(np.diff(keep | ~has_line, prepend=False, append=False))
         for start, end in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):
             self._file.write(data[offsets[start] : offsets[end]].data)
-        self.rows += int(np.count_nonzero(present))
+        self.rows += int(np.count_nonzero(written))
 
     def close(self) -> None:
         """Flush and close the file."""
