@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal, localcontext
 from typing import Any
@@ -36,8 +37,10 @@ def value_row(parse: Callable[[], Decimal]) -> Row:
         return None, CODE, str(error)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def text_row(text: str, unit: str | None) -> Row:
-    """One text value through the per-value core (the exact context is already held)."""
+    """One text value through the per-value core (the exact context is already held); memoised,
+    as a column's odd values (``7.5``, ``1h30m``) come back in chunk after chunk."""
     return value_row(lambda: parse_signed(text.strip(), unit))
 
 
