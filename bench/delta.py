@@ -1,23 +1,30 @@
-"""Bench: find the few rows to send in a big export whose keys the ledger mostly holds already.
+"""Bench: the nightly delta, a big export whose keys the ledger mostly holds already.
 
-    uv run python bench/delta.py [--rows 10000000] [--known 9990000] [--chunk 500000]
-    uv run python bench/delta.py --postgres      # the same against a throw-away PostgreSQL
+    uv run python bench/delta.py [--rows 10000000] [--new 10000] [--limit 100000/60s] [--repeat 1]
+    uv run python bench/delta.py --lookup-only [--known 9990000] [--chunk 500000]
+    uv run python bench/delta.py --postgres      # the lookup against a throw-away PostgreSQL
 
-Builds (in a child process, timed separately, reused on later runs unless --rebuild) a ledger
-holding ``known`` delivered keys, then streams ``rows`` keys in chunks through
-``Ledger.classify`` the way the pipeline does (hex BLAKE2b-128 strings plus body hashes) and
-prints seconds and peak RSS of that find step. Keys are random 16-byte values from numpy, not
-BLAKE2b of real rows: hashing 10 M rows in Python would dominate the bench and tell nothing
-about the ledger. Every ``rows / (rows - known)``-th row is new; all other rows are delivered
-with the same body.
+By default, the real job end to end (issue 12, item 3): bench/transform.py's real-shaped export
+of ``--rows`` rows, a SQLite state holding the real idempotency keys and body hashes of all its
+deliverable rows but ``--new`` (built through the pipeline's own check in a child process, timed
+separately, cached under bench/out/ and copied for each run), then ``lms-sync nightly`` in a
+child process against a sandbox limited to ``--limit``. Prints the seconds from the child's start
+until classification handed the last new row to the sender (report.json ``classified_at``),
+rows/s over that span, the seconds to its exit, and its peak RSS. Targets: ≤ 30 s, < 1 GB.
+
+``--lookup-only`` times just ``Ledger.classify`` in this process: a ledger of ``known`` random
+16-byte keys (numpy, not BLAKE2b of rows), ``rows`` keys streamed through it in chunks (hex
+strings plus body hashes, as the pipeline passes them); every ``rows / (rows - known)``-th row is
+new, all others delivered with the same body.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
-import sqlite3
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +39,9 @@ import pyarrow.compute as pc
 from pipelines.core.outcomes import SEND_STATUSES
 from pipelines.core.state_location import StateLocation
 from pipelines.state.ledger import Ledger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from delta_nightly import OUT, build_state, delta_mapping, fill_ledger, timed_nightly
 
 TARGET = "https://bench.invalid"
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -65,45 +75,11 @@ def hex_column(values: npt.NDArray[np.uint8]) -> pa.Array:
 
 def build(path: Path, rows: int, known: int, chunk: int, seed: int) -> None:
     """Fill a fresh ledger with the known keys as delivered, inserted in key order."""
-    for old in path.parent.glob(path.name + "*"):
-        old.unlink()
-    with Ledger(path, TARGET):
-        pass  # creates the schema and the target row
     keys_parts, body_parts = [], []
     for keys, bodies, is_new in chunks(rows, known, chunk, seed):
         keys_parts.append(keys[~is_new])
         body_parts.append(bodies[~is_new])
-    keys, bodies = np.concatenate(keys_parts), np.concatenate(body_parts)
-    del keys_parts, body_parts
-    halves = keys.view(">u8").reshape(-1, 2)
-    order = np.lexsort((halves[:, 1], halves[:, 0]))  # B-tree appends, not random inserts
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA synchronous = OFF")
-    db.execute("PRAGMA cache_size = -262144")
-    run = db.execute("INSERT INTO runs (run_id) VALUES ('bench-build') RETURNING id").fetchone()[0]
-    now = int(time.time())
-    batch = 1_000_000
-    for start in range(0, len(order), batch):
-        part = order[start : start + batch]
-        key_blob, body_blob = keys[part].tobytes(), bodies[part].tobytes()
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO deliveries (target_id, key, outcome, body_hash, attempts, run,"
-            " remote_id, http_status, updated_at) VALUES (1, ?, 2, ?, 1, ?, ?, 201, ?)",
-            (
-                (
-                    key_blob[16 * i : 16 * i + 16],
-                    body_blob[16 * i : 16 * i + 16],
-                    run,
-                    f"rem-{start + i:020d}",
-                    now,
-                )
-                for i in range(len(part))
-            ),
-        )
-        db.execute("COMMIT")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
+    fill_ledger(path, TARGET, np.concatenate(keys_parts), np.concatenate(body_parts))
 
 
 def build_postgres(location: StateLocation, rows: int, known: int, chunk: int, seed: int) -> None:
@@ -171,48 +147,98 @@ def find(
 
 
 def main() -> None:
-    """Build (or reuse) the ledger in a child process, then time the find step here."""
+    """The nightly job end to end (default), or only the ledger lookup (``--lookup-only``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--known", type=int, default=9_990_000)
-    parser.add_argument("--chunk", type=int, default=500_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--path", type=Path, default=Path("bench/out/delta-ledger.sqlite"))
+    parser.add_argument("--new", type=int, default=10_000, help="rows not yet delivered")
+    parser.add_argument("--limit", default="100000/60s", help="the sandbox's and the run's limit")
+    parser.add_argument("--repeat", type=int, default=1, help="timed nightly runs")
+    parser.add_argument("--lookup-only", action="store_true", help="time Ledger.classify only")
+    parser.add_argument("--known", type=int, default=9_990_000, help="--lookup-only: known keys")
+    parser.add_argument("--chunk", type=int, default=500_000, help="--lookup-only: rows a chunk")
+    parser.add_argument("--seed", type=int, default=7, help="--lookup-only: random keys' seed")
+    parser.add_argument("--path", type=Path, default=None, help="the cached state file")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--postgres", action="store_true", help="a throw-away PostgreSQL state")
+    parser.add_argument("--postgres", action="store_true", help="--lookup-only in PostgreSQL")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy raw stacks to this file")
     args = parser.parse_args()
+    if args.lookup_only or args.postgres:
+        lookup_main(args)
+    else:
+        nightly_main(args)
+
+
+def _cached(args: argparse.Namespace, default: Path, shape: dict[str, object]) -> bool:
+    """Build the state in a child process (timed) unless a cached one of this shape exists."""
+    path = args.path = args.path or default
+    meta = path.with_suffix(".json")
+    fresh = not args.rebuild and path.exists() and meta.exists()
+    if fresh and json.loads(meta.read_text()).get("shape") == shape:
+        print(f"build: reusing {path} ({path.stat().st_size / 1e6:.0f} MB)", flush=True)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta.unlink(missing_ok=True)
+    started = time.perf_counter()
+    child = [sys.executable, __file__, *sys.argv[1:], "--build-only", "--path", str(path)]
+    subprocess.run(child, check=True)
+    print(
+        f"build: state in {time.perf_counter() - started:.1f} s "
+        f"({path.stat().st_size / 1e6:.0f} MB)",
+        flush=True,
+    )
+    return False
+
+
+def nightly_main(args: argparse.Namespace) -> None:
+    """Build (or reuse) the real-key state, then time ``lms-sync nightly`` ``--repeat`` times."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from transform import generate
+
+    csv_path, _ = generate(args.rows)
+    mapping = delta_mapping()
+    shape = {"export": csv_path.name, "new": args.new, "mapping": mapping.read_text()}
+    default = OUT / f"nightly-state-{args.rows}-{args.new}.sqlite"
+    if args.build_only:
+        counts = build_state(csv_path, mapping, args.new, args.path)
+        args.path.with_suffix(".json").write_text(json.dumps({"shape": shape, "counts": counts}))
+        return
+    _cached(args, default, shape)
+    counts = json.loads(args.path.with_suffix(".json").read_text())["counts"]
+    print(f"state: {json.dumps(counts)}", flush=True)
+    landing = OUT / "nightly-landing"
+    shutil.rmtree(landing, ignore_errors=True)
+    landing.mkdir(parents=True)
+    os.link(csv_path, landing / csv_path.name)  # the night's export, alone in its landing folder
+    for _ in range(args.repeat):
+        run_folder = OUT / "nightly-run"
+        result = timed_nightly(args.path, landing, mapping, args.limit, run_folder, args.profile)
+        print(json.dumps(result), flush=True)
+        seconds = result["start_to_classified_s"]
+        print(
+            f"nightly: {result['rows_read']:,} rows, {result['requests']:,} sent; start → "
+            f"classified {seconds} s ({result['rows_per_s_to_classified']} rows/s, target ≤ 30 s)"
+            f", exit {result['start_to_exit_s']} s, peak RSS {result['peak_rss_mb']} MB "
+            "(target < 1024)",
+            flush=True,
+        )
+
+
+def lookup_main(args: argparse.Namespace) -> None:
+    """Build (or reuse) a random-key ledger in a child process, then time the find step here."""
     shape = {"rows": args.rows, "known": args.known, "chunk": args.chunk, "seed": args.seed}
     if args.postgres:
         postgres_bench(shape)
         return
     if args.build_only:
-        build(args.path, **shape)
+        build(args.path, **shape)  # type: ignore[arg-type]
+        args.path.with_suffix(".json").write_text(json.dumps({"shape": shape}))
         return
-    meta = args.path.with_suffix(".json")
-    if (
-        args.rebuild
-        or not args.path.exists()
-        or not meta.exists()
-        or json.loads(meta.read_text()) != shape
-    ):
-        args.path.parent.mkdir(parents=True, exist_ok=True)
-        meta.unlink(missing_ok=True)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--build-only"], check=True)
-        print(
-            f"build: {args.known:,} delivered keys in {time.perf_counter() - started:.1f} s "
-            f"({args.path.stat().st_size / 1e6:.0f} MB)",
-            flush=True,
-        )
-        meta.write_text(json.dumps(shape))
-    else:
-        print(f"build: reusing {args.path} ({args.path.stat().st_size / 1e6:.0f} MB)", flush=True)
+    _cached(args, Path("bench/out/delta-ledger.sqlite"), shape)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = find(args.path, **shape)
+    result = find(args.path, **shape)  # type: ignore[arg-type]
     print(f"rss before find: {baseline:.0f} MB")
     print(json.dumps(result))
-
 
 
 def postgres_bench(shape: dict[str, int]) -> None:

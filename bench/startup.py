@@ -46,7 +46,9 @@ def main() -> None:
     times.sort()
     median = times[len(times) // 2]
     print(f"ad hoc dry run of a 20-row sample: median {median:.2f} s, max {times[-1]:.2f} s")
-    print(f"target <= {TARGET_SECONDS:.0f} s: {'met' if times[-1] <= TARGET_SECONDS else 'NOT met'}")
+    print(
+        f"target <= {TARGET_SECONDS:.0f} s: {'met' if times[-1] <= TARGET_SECONDS else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

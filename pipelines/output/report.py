@@ -56,6 +56,9 @@ class RunReport:
     folder: Path | None = None  # the run folder (not part of report.json)
     location: str | None = None  # where the run folder was copied (``--out`` in a bucket)
     distinct_users: dict[str, set[str]] = field(default_factory=dict)  # not in report.json
+    # Delivering: when every row read had been classified and each one to send handed to the
+    # sender (what remains is sending); how long finding the delta took.
+    classified_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # An object read through its staged copy is named by its URL (s3://bucket/key).
@@ -145,6 +148,7 @@ class RunReport:
                 "retries": self.retries,
             },
             "rows_per_second": round(self.rows_read / seconds, 1),
+            **({"classified_at": _iso(self.classified_at)} if self.classified_at else {}),
             "deadletter": self.deadletter,
             **({"location": self.location} if self.location else {}),
             "aborted": self.aborted,

@@ -9,7 +9,10 @@ are ``pending``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,17 +145,34 @@ async def _produce(
 ) -> None:
     """Feed the sink chunk by chunk, never more than a chunk ahead of what has been sent."""
     sink, report, tracker = watch.sink, watch.report, RepeatTracker(plan.spec.repeats)
+    # Loading a big ledger's keys takes seconds: in a thread, while the first chunk is read.
+    preloading = asyncio.ensure_future(asyncio.to_thread(sink.ledger.preload))
+    upcoming: asyncio.Future[tuple[Chunk, CheckedRows] | None] | None = None
+    # One thread reads and checks every chunk: its allocator reuses the pages the last one freed.
+    reading = ThreadPoolExecutor(1, thread_name_prefix="read-check")
     try:
-        # Loading a big ledger's keys takes seconds: off the event loop, before any request.
-        await asyncio.to_thread(sink.ledger.preload)
         if plan.spec.repeats == "last":
             await asyncio.to_thread(prime_repeats, plan, tracker, started)
         chunks = iter_chunks(plan, file_logger(watch.log, plan))
+
+        def read_and_check() -> tuple[Chunk, CheckedRows] | None:
+            chunk = next(chunks, None)
+            return None if chunk is None else (chunk, check(chunk, plan, started))
+
+        def ahead() -> asyncio.Future[tuple[Chunk, CheckedRows] | None]:
+            run = functools.partial(contextvars.copy_context().run, read_and_check)
+            return asyncio.get_running_loop().run_in_executor(reading, run)
+
+        upcoming = ahead()
         while not stop.is_set():
-            chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None:
+            item = await upcoming
+            if item is None:
+                report.classified_at = datetime.now(UTC)  # the rest is sending
                 break
-            checked = await asyncio.to_thread(check, chunk, plan, started)
+            # The next chunk is read and checked in a thread while this one is classified.
+            upcoming = ahead()
+            chunk, checked = item
+            await preloading
             fresh = settle_chunk(chunk, checked, tracker, report, sink.deadletter)
             sink.accept(chunk, fresh_rows(chunk, checked, fresh))
             if sink.resolver is not None:
@@ -166,5 +186,11 @@ async def _produce(
         stop.set()  # the client stops in order; the error is raised once results are kept
         raise
     finally:
+        for work in (preloading, upcoming):  # a stopped run waits for its threads' work
+            if work is not None:
+                await asyncio.wait([work])
+                if not work.cancelled():
+                    work.exception()  # seen: an error of its own was raised above, if any
+        reading.shutdown(wait=False)
         sink.closed = True
         sink.arrived.set()

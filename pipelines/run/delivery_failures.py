@@ -3,7 +3,7 @@ server's reason (code, message, status, attempts)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import pyarrow as pa
@@ -13,7 +13,7 @@ from pipelines.core.outcomes import Stage
 from pipelines.output.deadletter import with_reasons
 from pipelines.run.chunks import Chunk
 
-__all__ = ["SentRow", "failed_table"]
+__all__ = ["SentRow", "failed_table", "kept_rows"]
 
 
 @dataclass
@@ -24,6 +24,20 @@ class SentRow:
     index: int  # row position inside the chunk's table
     body_hash: str
     account: str  # the account it goes to (counted per account in the report)
+
+
+def kept_rows(chunk: Chunk, positions: pa.Array) -> Chunk:
+    """The chunk cut down to the rows at ``positions``, copied: rows waiting to be sent keep
+    their own source columns in memory, not their whole chunks (at a real rate limit a night's
+    few new rows would otherwise hold every chunk of the export until they are sent)."""
+    batch = chunk.batch
+    cut = replace(
+        batch,
+        table=batch.table.take(positions),
+        rows=batch.rows.take(positions),
+        read_errors=batch.read_errors.take(positions),
+    )
+    return Chunk(chunk.source, cut, chunk.first_ordinal)
 
 
 def _errors_json(result: Result) -> str:

@@ -22,7 +22,7 @@ from pipelines.core.outcomes import SEND_STATUSES, Stage
 from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk
-from pipelines.run.delivery_failures import SentRow, failed_table
+from pipelines.run.delivery_failures import SentRow, failed_table, kept_rows
 from pipelines.run.leases import Lease
 from pipelines.run.reconcile import Reconciler, reconciled_result
 from pipelines.state.key_results import KeyResult
@@ -118,18 +118,20 @@ class DeliverySink:
             self._unresolved.pop(0)
 
     def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
-        positions = chosen.column("index").to_pylist()
-        for account, user_id, key, body, body_hash, index, doubt in zip(
-            chosen.column("account").to_pylist(),
-            user_ids,
-            chosen.column("key").to_pylist(),
-            chosen.column("body").to_pylist(),
-            chosen.column("hash").to_pylist(),
-            positions,
-            chosen.column("doubt").to_pylist(),
-            strict=True,
+        # The chosen rows copied: the chunk itself can go while they wait to be sent.
+        kept = kept_rows(chunk, chosen.column("index")) if chosen.num_rows else chunk
+        for index, (account, user_id, key, body, body_hash, doubt) in enumerate(
+            zip(
+                chosen.column("account").to_pylist(),
+                user_ids,
+                chosen.column("key").to_pylist(),
+                chosen.column("body").to_pylist(),
+                chosen.column("hash").to_pylist(),
+                chosen.column("doubt").to_pylist(),
+                strict=True,
+            )
         ):
-            self.pending[key] = SentRow(chunk, index, body_hash, account)
+            self.pending[key] = SentRow(kept, index, body_hash, account)
             queued = (Submission(key, account, user_id, body.encode()), body_hash)
             (self.doubtful if doubt and self.reconciler else self.backlog).append(queued)
         self.arrived.set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from pipelines.core.errors import SourceError
 from pipelines.core.settings import RunOptions, Settings
 from pipelines.output.report import RunReport
 from pipelines.run.dryrun import count_would_send
-from pipelines.run.estimate import cost_estimate, human_duration
+from pipelines.run.job_progress import JobProgress
 from pipelines.run.plan import plan_run
 from pipelines.source.fingerprints import fingerprint
 from pipelines.source.object_store import exists, is_url, staged
@@ -166,7 +165,10 @@ async def run_files(
             else:
                 first_of[print_] = path
                 todo.append((path, print_))
-        budget = _Progress(say, settings, _requests_to_send(todo, spec, settings, options))
+        # A backfill's ETA needs the requests of every file up front: a pass over all of them.
+        # A nightly job reads its files once (its run logs progress while it sends).
+        requests = _requests_to_send(todo, spec, settings, options) if job == "backfill" else None
+        budget = JobProgress(say, settings, requests)
         ran = await _run_todo(
             todo, options, run_one, summary, registry, budget, say, parallel, on_file
         )
@@ -181,7 +183,7 @@ async def _run_todo(
     run_one: RunOne,
     summary: JobSummary,
     registry: ProcessedExports,
-    budget: _Progress,
+    budget: JobProgress,
     say: Say,
     parallel: int,
     on_file: OnFile | None,
@@ -263,35 +265,3 @@ def _requests_to_send(
         return count_would_send(plan, None)
     with Ledger(options.state, settings.target) as ledger:
         return count_would_send(plan, ledger)
-
-
-class _Progress:
-    """Rows done, rows/s and an ETA from the rate limit, said after each file."""
-
-    def __init__(self, say: Say, settings: Settings, requests: int) -> None:
-        rate_limit = settings.rate_limit
-        self.say = say
-        self.per_second = rate_limit[0] / rate_limit[1]
-        self.requests_left = requests
-        self.rows = 0
-        self.started = time.monotonic()
-        cost = cost_estimate(requests, rate_limit, concurrency=settings.concurrency)
-        say(f"to send: {cost['text']}")
-
-    def after(self, path: Path, report: RunReport, done: int, total: int) -> None:
-        self.rows += report.rows_read
-        outcomes, reasons = report.outcomes, report.reasons
-        sent = (  # the rows the estimate counted as requests, now answered
-            outcomes.get("delivered", 0)
-            + outcomes.get("failed", 0)
-            - reasons.get("gave_up", 0)
-            + reasons.get("http_409", 0)
-            + outcomes.get("would_send", 0)
-        )
-        self.requests_left = max(0, self.requests_left - sent)
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        eta = human_duration(self.requests_left / self.per_second)
-        self.say(
-            f"[{done}/{total}] {path.name}: {report.rows_read:,} rows · total {self.rows:,} rows, "
-            f"{self.rows / elapsed:,.0f} rows/s · {self.requests_left:,} requests left, ETA {eta}"
-        )

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from pipelines.state.database import StateDB
 from pipelines.state.ledger_schema import FAILED, IN_FLIGHT
-from pipelines.state.sql_text import now_epoch
+from pipelines.state.sql_text import by_outcome, now_epoch
 
 __all__ = ["claim_keys", "release_claims", "renew_claims"]
 
@@ -72,7 +72,7 @@ def claim_keys(
 def renew_claims(db: StateDB, target_id: int, run_ref: int, lease_seconds: float) -> int:
     """Extend the leases of every key the run holds in flight; how many it holds."""
     cursor = db.execute(
-        f"""UPDATE deliveries SET lease_until = {now_epoch(db.dialect)} + ?
+        f"""UPDATE deliveries{by_outcome(db.dialect)} SET lease_until = {now_epoch(db.dialect)} + ?
             WHERE target_id = ? AND run = ? AND outcome = {IN_FLIGHT}""",
         (lease_seconds, target_id, run_ref),
     )
@@ -82,7 +82,7 @@ def renew_claims(db: StateDB, target_id: int, run_ref: int, lease_seconds: float
 def release_claims(db: StateDB, target_id: int, run_ref: int) -> None:
     """The run is over: its keys still in flight (sent, no answer) are in doubt at once."""
     db.execute(
-        f"""UPDATE deliveries SET lease_until = 0
+        f"""UPDATE deliveries{by_outcome(db.dialect)} SET lease_until = 0
             WHERE target_id = ? AND run = ? AND outcome = {IN_FLIGHT}""",
         (target_id, run_ref),
     )

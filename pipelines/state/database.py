@@ -3,7 +3,9 @@
 SQL is written once with ``?`` and ``:name`` parameters and standard upserts (``ON CONFLICT``);
 for PostgreSQL the parameters become psycopg's ``%s``/``%(name)s``. Write transactions queue:
 SQLite takes the write lock up front (``BEGIN IMMEDIATE``), PostgreSQL an advisory lock held to
-the end of the transaction, so two writers never deadlock and see each other's commits.
+the end of the transaction, so two writers never deadlock and see each other's commits. Threads
+sharing one connection (a lease renewed in a worker thread while the run records outcomes) take
+turns: a transaction holds the connection's lock to its end, a lone statement for its call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -51,6 +54,7 @@ class StateDB:
         self.conn = conn
         self.dialect: Dialect = dialect
         self.where = where  # names the store in messages (never a password)
+        self._turn = threading.RLock()  # one thread's transaction (or statement) at a time
 
     def sql(self, text: str) -> str:
         """The statement in this driver's parameter style."""
@@ -58,35 +62,39 @@ class StateDB:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
         """Run one statement."""
-        cursor: Cursor = self.conn.execute(self.sql(sql), params)
+        with self._turn:
+            cursor: Cursor = self.conn.execute(self.sql(sql), params)
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> int:
         """Run one statement for every row; the number of rows it changed."""
-        if self.dialect == "sqlite":
-            return int(self.conn.executemany(sql, rows).rowcount)
-        with self.conn.cursor() as cursor:
-            cursor.executemany(self.sql(sql), list(rows))
-            return int(cursor.rowcount)
+        with self._turn:
+            if self.dialect == "sqlite":
+                return int(self.conn.executemany(sql, rows).rowcount)
+            with self.conn.cursor() as cursor:
+                cursor.executemany(self.sql(sql), list(rows))
+                return int(cursor.rowcount)
 
     @contextmanager
     def write(self) -> Iterator[StateDB]:
         """One write transaction, queued behind any other writer; rolled back if the block raises."""
-        if self.dialect == "sqlite":
-            self.conn.execute("BEGIN IMMEDIATE")
-        else:
-            self.conn.execute("BEGIN")
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-        yield from self._finish()
+        with self._turn:
+            if self.dialect == "sqlite":
+                self.conn.execute("BEGIN IMMEDIATE")
+            else:
+                self.conn.execute("BEGIN")
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            yield from self._finish()
 
     @contextmanager
     def read(self) -> Iterator[StateDB]:
         """One read transaction: a consistent snapshot for several queries."""
-        if self.dialect == "sqlite":
-            self.conn.execute("BEGIN")
-        else:
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        yield from self._finish()
+        with self._turn:
+            if self.dialect == "sqlite":
+                self.conn.execute("BEGIN")
+            else:
+                self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield from self._finish()
 
     def _finish(self) -> Iterator[StateDB]:
         try:

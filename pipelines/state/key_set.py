@@ -1,23 +1,30 @@
 """The in-memory snapshot of a target's ledger keys: sorted 64-bit halves searched by whole
-columns (vectorised binary search), plus the keys this ledger instance wrote since loading."""
+columns (a bucket table over the first halves, ``SortedIndex``), plus the keys this ledger
+instance wrote since loading."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from pipelines.state.sorted_index import SortedIndex
 
 __all__ = ["KeySet", "KeySnapshot"]
 
 
 @dataclass
 class KeySet:
-    """16-byte keys sorted as (high, low) unsigned 64-bit halves, for vectorised binary search."""
+    """16-byte keys sorted as (high, low) unsigned 64-bit halves, searched by whole columns."""
 
     hi: npt.NDArray[np.uint64]
     lo: npt.NDArray[np.uint64]
     shared_hi: bool  # two keys share their first 8 bytes (astronomically rare, but handled)
+    index: SortedIndex = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = SortedIndex(self.hi)
 
     @classmethod
     def build(
@@ -34,7 +41,7 @@ class KeySet:
         """Position of each key in the set, -1 where absent."""
         if len(self.hi) == 0:
             return np.full(len(hi), -1, dtype=np.intp)
-        at = np.minimum(np.searchsorted(self.hi, hi), len(self.hi) - 1)
+        at = np.minimum(self.index.left(hi), len(self.hi) - 1)
         same_hi = self.hi[at] == hi
         exact = same_hi & (self.lo[at] == lo)
         found = np.where(exact, at, -1)
@@ -52,7 +59,9 @@ class KeySnapshot:
     """The target's keys as loaded, plus the first halves of keys this instance wrote since."""
 
     delivered: KeySet
-    bodies: npt.NDArray[np.uint8]
+    # The first 8 bytes of each delivered key's body hash (native order): half the memory, and
+    # a changed body still differs there but for a 2^-64 chance.
+    bodies: npt.NDArray[np.uint64]
     others: KeySet
     other_status: npt.NDArray[np.int8]
 

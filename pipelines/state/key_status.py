@@ -44,15 +44,16 @@ def load_snapshot(db: StateDB, target_id: int) -> KeySnapshot:
 
 def _delivered_keys(
     db: StateDB, target_id: int
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
-    """Halves and body hashes of the target's delivered keys, one key-prefix range a query."""
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """Halves of the target's delivered keys and the first 8 bytes of their body hashes (as
+    ``KeySnapshot.bodies``), one key-prefix range a query."""
     total = db.execute(
         f"SELECT count(*) FROM deliveries WHERE target_id = ? AND outcome = {DONE}",
         (target_id,),
     ).fetchone()[0]
     hi = np.empty(total, dtype=np.uint64)
     lo = np.empty(total, dtype=np.uint64)
-    bodies = np.empty((total, 16), dtype=np.uint8)
+    bodies = np.empty(total, dtype=np.uint64)
     filled = 0
     for first in range(256):
         upper = bytes([first + 1]) if first < 255 else b"\xff" * 17
@@ -65,7 +66,7 @@ def _delivered_keys(
             raise RuntimeError(f"{db.where}: malformed keys in the ledger")
         part = slice(filled, filled + n)
         hi[part], lo[part] = halves(np.frombuffer(key_blob, np.uint8).reshape(n, 16))
-        bodies[part] = np.frombuffer(body_blob, np.uint8).reshape(n, 16)
+        bodies[part] = np.frombuffer(body_blob, np.uint64).reshape(n, 2)[:, 0]
         filled += n
     return hi[:filled], lo[:filled], bodies[:filled]
 
@@ -81,13 +82,11 @@ def status_codes(
     """Status code of every key against the snapshot (the store for keys written since it);
     an invalid (null) body hash never counts as a change."""
     hi, lo = halves(key_bytes)
-    order = np.argsort(hi)  # searching in key order keeps the binary searches cache-warm
-    hi, lo, key_bytes = hi[order], lo[order], key_bytes[order]
-    hash_bytes, hash_valid = hash_bytes[order], hash_valid[order]
     codes = np.full(len(hi), NEW, dtype=np.int8)
     at = known.delivered.find(hi, lo)
     hit = at >= 0
-    same = (known.bodies[at[hit]] == hash_bytes[hit]).all(axis=1) | ~hash_valid[hit]
+    first_words = np.ascontiguousarray(hash_bytes).view(np.uint64).reshape(-1, 2)[:, 0]
+    same = (known.bodies[at[hit]] == first_words[hit]) | ~hash_valid[hit]
     codes[hit] = np.where(same, DELIVERED, CHANGED)
     at = known.others.find(hi, lo)
     hit = at >= 0
@@ -97,7 +96,6 @@ def status_codes(
         codes[mine] = _codes_in_db(
             db, target_id, key_bytes[mine], hash_bytes[mine], hash_valid[mine]
         )
-    codes[order] = codes.copy()
     return codes
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipelines.state.database import StateDB
 from pipelines.state.ledger_schema import IN_FLIGHT, OUTCOME_NAMES
-from pipelines.state.sql_text import hex_of, now_epoch
+from pipelines.state.sql_text import by_outcome, hex_of, now_epoch
 
 __all__ = ["key_record", "keys_in_doubt", "other_targets", "outcome_counts"]
 
@@ -38,7 +38,7 @@ def keys_in_doubt(db: StateDB, target_id: int, run_id: str | None) -> list[str]:
     """Keys (hex, sorted) left in_flight by any run other than ``run_id`` whose claim expired
     (the run is gone): maybe sent."""
     rows = db.execute(
-        f"""SELECT {hex_of(db.dialect, "d.key")} FROM deliveries d
+        f"""SELECT {hex_of(db.dialect, "d.key")} FROM deliveries d{by_outcome(db.dialect)}
             LEFT JOIN runs r ON r.id = d.run
             WHERE d.target_id = ? AND d.outcome = {IN_FLIGHT} AND r.run_id IS DISTINCT FROM ?
             AND (d.lease_until IS NULL OR d.lease_until < {now_epoch(db.dialect)})

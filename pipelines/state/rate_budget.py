@@ -31,6 +31,9 @@ _TABLES = (
         key_hash TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, token TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS rate_grants_at ON rate_grants (key_hash, at)",
+    # stamp and release find their grant by token: one index lookup, not a scan of the window's
+    # grants (tens of thousands at a high limit, one per request).
+    "CREATE INDEX IF NOT EXISTS rate_grants_token ON rate_grants (token)",
 )
 
 

@@ -1,8 +1,9 @@
-"""SQL that differs between SQLite and PostgreSQL, in one place: hex text of a key column."""
+"""SQL that differs between SQLite and PostgreSQL, in one place: hex text of a key column, the
+store's clock, and the index a statement on a few outcomes' rows must use."""
 
 from __future__ import annotations
 
-__all__ = ["hex_of", "now_epoch"]
+__all__ = ["by_outcome", "hex_of", "now_epoch"]
 
 
 def hex_of(dialect: str, column: str) -> str:
@@ -16,3 +17,11 @@ def now_epoch(dialect: str) -> str:
     if dialect == "sqlite":
         return "((julianday('now') - 2440587.5) * 86400.0)"
     return "extract(epoch FROM clock_timestamp())::double precision"
+
+
+def by_outcome(dialect: str) -> str:
+    """``INDEXED BY`` the (target, outcome) index in SQLite, after the table name of a statement
+    on the few keys of one outcome (in flight): without statistics SQLite may pick the primary
+    key and scan every key of the target (seconds for millions). PostgreSQL plans from its own
+    statistics."""
+    return " INDEXED BY deliveries_outcome" if dialect == "sqlite" else ""
