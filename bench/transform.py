@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -289,8 +288,6 @@ def cli_figures(csv_path: Path, rows: int, repeat: int) -> None:
         seconds = statistics.median(times)
         label = f"lms-sync run --dry-run {shape}{', .pyc cached' if bytecode else ''}"
         print(f"{label:37}: {seconds:6.2f} s wall {rows / seconds:12,.0f} rows/s  {_all(times)}")
-    cli_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"lms-sync peak RSS (largest child so far): {cli_rss:,.0f} MB")
 
 
 def main() -> None:
