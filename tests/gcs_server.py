@@ -9,28 +9,25 @@ import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import quote
 
 import httpx
 import pytest
 from gcp_storage_emulator.server import create_server
 
+from tests.emulated_bucket import EmulatedBucket
+
 _buckets = itertools.count(1)
 _TIMEOUT = httpx.Timeout(30.0)
 
 
 @dataclass
-class GcsBucket:
-    """One test's bucket: its name, the emulator's URL and the environment that reaches it."""
+class GcsBucket(EmulatedBucket):
+    """One test's bucket in gcp-storage-emulator, reached over its HTTP API."""
 
-    name: str
-    endpoint: str
-    env: dict[str, str]
-    scheme: str = "gs"
-
-    def url(self, key: str = "") -> str:
-        """The ``gs://`` URL of ``key`` in this bucket."""
-        return f"gs://{self.name}/{key}"
+    scheme: ClassVar[str] = "gs"
+    endpoint: str = ""
 
     def put(self, key: str, data: bytes) -> str:
         """Store an object; its gs:// URL."""
@@ -95,4 +92,4 @@ def gcs(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> GcsBucket:
         timeout=_TIMEOUT,
     )
     response.raise_for_status()
-    return GcsBucket(name, gcs_endpoint, env)
+    return GcsBucket(name, env, gcs_endpoint)

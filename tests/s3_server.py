@@ -8,11 +8,13 @@ import itertools
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from tests.emulated_bucket import EmulatedBucket
 
 _buckets = itertools.count(1)
 CREDENTIALS = {
@@ -24,17 +26,11 @@ CREDENTIALS = {
 
 
 @dataclass
-class Bucket:
-    """One test's bucket: its name, a boto3 client and the environment that reaches it."""
+class Bucket(EmulatedBucket):
+    """One test's bucket in moto's S3 server, with a boto3 client."""
 
-    name: str
-    client: Any
-    env: dict[str, str]
-    scheme: str = "s3"
-
-    def url(self, key: str = "") -> str:
-        """The ``s3://`` URL of ``key`` in this bucket."""
-        return f"s3://{self.name}/{key}"
+    scheme: ClassVar[str] = "s3"
+    client: Any = None
 
     def put(self, key: str, data: bytes) -> str:
         """Store an object; its s3:// URL."""
@@ -71,7 +67,7 @@ def new_bucket(endpoint: str) -> Bucket:
     client = boto3.client("s3", endpoint_url=endpoint, **_boto_credentials())
     name = f"lms-{next(_buckets)}"
     client.create_bucket(Bucket=name)
-    return Bucket(name, client, {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+    return Bucket(name, {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}, client)
 
 
 @pytest.fixture(scope="session")
