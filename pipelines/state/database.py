@@ -113,8 +113,10 @@ class StateDB:
         return self.execute(sql, (name,)).fetchone() is not None
 
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Close the connection once no other thread is in a statement or transaction on it
+        (closing under one crashes sqlite3); a later use raises, as on any closed connection."""
+        with self._turn:
+            self.conn.close()
 
 
 def connect_state(location: StateLocation) -> StateDB:

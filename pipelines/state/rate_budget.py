@@ -50,6 +50,7 @@ class BudgetStore:
         self.key_hash = key_hash
         self._now = now_epoch(db.dialect)
         self._lock = threading.Lock()  # grants run in worker threads, pauses on the event loop
+        self._closed = False
         with db.write():
             for statement in _TABLES:
                 db.execute(statement)
@@ -94,18 +95,25 @@ class BudgetStore:
 
     def stamp(self, token: str) -> None:
         """The granted request is on the wire: its window starts now (store clock)."""
-        with self._lock, self.db.write() as db:
-            db.execute(
-                f"UPDATE rate_grants SET at = {self._now} WHERE key_hash = ? AND token = ?",
-                (self.key_hash, token),
-            )
+        with self._lock:
+            if self._closed:  # the run ended before this late stamp ran: the grant ages out
+                return
+            with self.db.write() as db:
+                db.execute(
+                    f"UPDATE rate_grants SET at = {self._now} WHERE key_hash = ? AND token = ?",
+                    (self.key_hash, token),
+                )
 
     def release(self, token: str) -> None:
         """The granted request was never sent: its slot is free again."""
-        with self._lock, self.db.write() as db:
-            db.execute(
-                "DELETE FROM rate_grants WHERE key_hash = ? AND token = ?", (self.key_hash, token)
-            )
+        with self._lock:
+            if self._closed:  # as a late stamp: the slot stays counted until it ages out
+                return
+            with self.db.write() as db:
+                db.execute(
+                    "DELETE FROM rate_grants WHERE key_hash = ? AND token = ?",
+                    (self.key_hash, token),
+                )
 
     def pause(self, seconds: float) -> None:
         """Hold every run's requests with this key for ``seconds`` from now (store clock)."""
@@ -117,5 +125,9 @@ class BudgetStore:
             )
 
     def close(self) -> None:
-        """Close the connection."""
-        self.db.close()
+        """Close the connection, after a stamp or release still running in a worker thread (a
+        send's stamp is not awaited); later ones find it closed and do nothing. Closing under a
+        thread still using the connection crashed the process (SIGSEGV in sqlite3)."""
+        with self._lock:
+            self._closed = True
+            self.db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.core.state_location import StateLocation
@@ -32,3 +33,22 @@ def test_stamp_and_release_find_their_grant_by_token_among_thousands(tmp_path: P
         assert any("rate_grants_token" in str(step) for step in plan), plan
     finally:
         store.close()
+
+
+def test_stamps_racing_the_close_wait_for_it_or_do_nothing(tmp_path: Path) -> None:
+    """A send's stamp runs in a worker thread, unawaited: a run closing its budget meanwhile
+    waits for a stamp under way, and a stamp or release arriving later does nothing (closing
+    under a thread still using the connection crashed the process)."""
+    for round_ in range(20):
+        store = BudgetStore.open(
+            StateLocation.sqlite(tmp_path / f"state{round_}.sqlite"), "key-hash", tmp_path
+        )
+        tokens = [store.grant(100_000, 60.0)[1] for _ in range(200)]
+        with ThreadPoolExecutor(4) as pool:
+            stamps = [pool.submit(store.stamp, token) for token in tokens[:100]]
+            releases = [pool.submit(store.release, token) for token in tokens[100:]]
+            store.close()
+            for done in (*stamps, *releases):
+                assert done.result() is None  # no error from a call that found it closed
+    store.stamp(tokens[0])  # after the close: nothing happens, nothing raises
+    store.release(tokens[-1])
