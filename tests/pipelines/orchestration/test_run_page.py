@@ -23,6 +23,7 @@ from pipelines.output.report import RunReport
 from pipelines.run.run_log import deadletter_line
 from pipelines.sandbox import RunningSandbox
 from tests.conftest import SANDBOX_ACCOUNT, SANDBOX_KEY
+from tests.pipelines.orchestration.test_job_flows import artifacts_of
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "data" / "samples" / "cornerstone_transcript.csv"
@@ -96,20 +97,7 @@ async def read_back(flow_run_id: Any, last_line: str) -> tuple[Any, list[Any], l
 
 async def read_reasons(flow_run_id: Any) -> Any:
     """The data of the run's dead-letter reasons table artifact."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
-
-    async with get_client() as client:
-        artifacts = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["lms-sync-deadletter-reasons"]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
-            )
-        )
+    artifacts = await artifacts_of("lms-sync-deadletter-reasons", [flow_run_id])
     assert len(artifacts) == 1
     data = artifacts[0].data
     return json.loads(data) if isinstance(data, str) else data
