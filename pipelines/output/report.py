@@ -190,14 +190,16 @@ class RunReport:
         self.write(self.folder / "report.json")
 
     def write(self, path: Path) -> None:
-        """Write report.json, owner-only and atomically: a temp file beside it, then a rename."""
+        """Write report.json, owner-only and atomically: a temp file beside it, then a rename.
+
+        Not fsynced: on ext4 that flushes every file the run just wrote (~0.5 s after a 1 M-row
+        dry run). A process killed at any point leaves the old report or the new one; what was
+        delivered is recorded in the ledger, which is flushed."""
         document = orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
             with open_private(temp) as handle:
                 handle.write(document)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
