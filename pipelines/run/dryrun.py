@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,15 @@ from transforms.validation import VALID, CheckedRows
 ALREADY_THERE = ("delivered", "duplicate")
 
 
+@dataclass(frozen=True)
+class PayloadLines:
+    """A chunk prepared on its checking thread: each valid row's payload line (null for the
+    others) and, when a ledger is read, each body's hash (null where no body)."""
+
+    lines: pa.Array
+    body_hashes: pa.Array | None
+
+
 class PayloadSink:
     """Valid rows of a dry run become would_send lines of payloads.jsonl.
 
@@ -52,9 +62,9 @@ class PayloadSink:
         self.collect_users = collect_users
         self.users: dict[str, set[str]] = {}  # distinct users per account (for --check-remote)
 
-    def prepare(self, chunk: Chunk, checked: CheckedRows) -> pa.Array:
-        """The payload line of every valid row (null for the others); pure, on a checking thread."""
-        return payload_lines(
+    def prepare(self, chunk: Chunk, checked: CheckedRows) -> PayloadLines:
+        """The payload lines and, with a ledger, body hashes; pure, on a checking thread."""
+        lines = payload_lines(
             checked.account,
             checked.user,
             checked.body,
@@ -62,12 +72,18 @@ class PayloadSink:
             source_label(chunk.source),
             chunk.batch.rows,
         )
+        hashes = None if self.ledger is None else blake2b_128_hex(checked.body)
+        return PayloadLines(lines, hashes)
 
-    def accept(self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, lines: pa.Array) -> None:
+    def accept(
+        self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: PayloadLines
+    ) -> None:
         """Write the lines of the fresh rows not yet delivered and count them would_send."""
         keep = np.asarray(fresh.to_numpy(zero_copy_only=False), np.bool_)
-        if self.ledger is not None and keep.any():
-            keep[np.flatnonzero(keep)] = self._not_yet_delivered(checked, fresh)
+        if prepared.body_hashes is not None and keep.any():
+            keep[np.flatnonzero(keep)] = self._not_yet_delivered(
+                checked, fresh, prepared.body_hashes
+            )
         kept = pa.array(keep)
         accounts = pc.filter(checked.account, kept)
         if self.collect_users:
@@ -77,14 +93,16 @@ class PayloadSink:
                 pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
             ):
                 self.users.setdefault(account, set()).add(user)
-        self.writer.write(lines, keep)
+        self.writer.write(prepared.lines, keep)
         self.report.add("would_send", len(accounts), accounts=accounts)
 
-    def _not_yet_delivered(self, checked: CheckedRows, fresh: pa.Array) -> npt.NDArray[np.bool_]:
+    def _not_yet_delivered(
+        self, checked: CheckedRows, fresh: pa.Array, body_hashes: pa.Array
+    ) -> npt.NDArray[np.bool_]:
         """Of the fresh rows, those the ledger has not seen delivered (the others counted)."""
         assert self.ledger is not None
         keys = pc.filter(checked.key, fresh)
-        state = self.ledger.classify(keys, blake2b_128_hex(pc.filter(checked.body, fresh)))
+        state = self.ledger.classify(keys, pc.filter(body_hashes, fresh))
         there = pc.is_in(state, value_set=pa.array(ALREADY_THERE))
         changed = pc.equal(state, "changed_after_delivery")
         accounts = pc.filter(checked.account, fresh)

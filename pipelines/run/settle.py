@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,15 +24,18 @@ from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from transforms.masks import count_true
 from transforms.validation import INVALID, SKIPPED, VALID, CheckedRows
 
+Prepared = TypeVar("Prepared")
 
-class PreparedSink(Protocol):
+
+class PreparedSink(Protocol[Prepared]):
     """Where a dry run's valid, first-seen rows go (payloads.jsonl): ``prepare`` is pure and runs
-    on the checking thread; ``accept`` gets its result with the rows to keep, in chunk order."""
+    on the checking thread, and takes from the bodies all the sink needs (they are dropped
+    then); ``accept`` gets its result with the rows to keep, in chunk order."""
 
-    def prepare(self, chunk: Chunk, checked: CheckedRows) -> pa.Array: ...
+    def prepare(self, chunk: Chunk, checked: CheckedRows) -> Prepared: ...
 
     def accept(
-        self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: pa.Array
+        self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: Prepared
     ) -> None: ...
 
 
@@ -112,7 +116,7 @@ def run_chunks(
     now: datetime,
     report: RunReport,
     deadletter: DeadLetterWriter,
-    sink: PreparedSink,
+    sink: PreparedSink[Prepared],
     check: Callable[[Chunk, RunPlan, datetime], CheckedRows] = check_chunk,
     on_file: Callable[[int, Path, int], None] | None = None,
 ) -> None:
@@ -121,9 +125,11 @@ def run_chunks(
     if plan.spec.repeats == "last":
         prime_repeats(plan, tracker, now)
 
-    def checked_and_prepared(chunk: Chunk) -> tuple[CheckedRows, pa.Array]:
+    def checked_and_prepared(chunk: Chunk) -> tuple[CheckedRows, Prepared]:
         checked = check(chunk, plan, now)
-        return checked, sink.prepare(chunk, checked)
+        prepared = sink.prepare(chunk, checked)
+        # The bodies are in the prepared lines now: chunks waiting to be settled hold no copy.
+        return replace(checked, body=pa.nulls(len(checked.body), checked.body.type)), prepared
 
     # The plain check is pure: run it ahead on the spare cores. Any other (a Prefect task) runs
     # in this thread, where its run context is.

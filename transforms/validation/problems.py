@@ -48,6 +48,23 @@ def quoted_message(mask: pa.Array, values: pa.Array, text: str) -> pa.Array:
     return pc.if_else(mask, quoted, pa.scalar(None, pa.string()))
 
 
+def _unshared(kind: pa.DataType) -> bool:
+    """Types whose buffers ``null_where`` does not reuse (nested, null, dictionary)."""
+    return pa.types.is_nested(kind) or pa.types.is_null(kind) or pa.types.is_dictionary(kind)
+
+
 def null_where(mask: pa.Array, values: pa.Array) -> pa.Array:
-    """``values`` with nulls where ``mask`` is true."""
-    return pc.if_else(mask, pa.scalar(None, values.type), values)
+    """``values`` with nulls where ``mask`` is true (or null).
+
+    Only the validity bitmap is new: the values' buffers are shared, not copied (``if_else``
+    copied every body, ~0.1 s per 1 M rows).
+    """
+    keep = pc.and_(pc.is_valid(values), pc.fill_null(pc.invert(mask), False))
+    if isinstance(values, pa.ChunkedArray) or isinstance(keep, pa.ChunkedArray):
+        return pc.if_else(mask, pa.scalar(None, values.type), values)
+    if values.offset or keep.offset or not len(values) or _unshared(values.type):
+        return pc.if_else(mask, pa.scalar(None, values.type), values)
+    nulls = len(values) - pc.sum(keep).as_py()
+    return pa.Array.from_buffers(
+        values.type, len(values), [keep.buffers()[1], *values.buffers()[1:]], null_count=nulls
+    )
