@@ -25,7 +25,12 @@ from transforms.scores import to_scores
 from transforms.text import clean_text
 from transforms.timestamps import to_utc_millis
 from transforms.validation.problems import Problem
-from transforms.validation.source_columns import field_raw, field_text, whole_column
+from transforms.validation.source_columns import (
+    field_raw,
+    field_text,
+    field_text_distinct,
+    whole_column,
+)
 
 DEPRECATED = ("content_id", "content_external_reference", "external_id")
 _STRING_FIELDS = ("external_reference", *DEPRECATED)  # sent as given, after every other field
@@ -109,7 +114,8 @@ def result_part(table: pa.Table, column: Result | None) -> FieldPart | None:
     """``result``: the mapped value and the source's own status text."""
     if column is None:
         return None
-    return FieldPart(_result_member(field_text(table, column, table.num_rows), column.map))
+    distinct, indices = field_text_distinct(table, column, table.num_rows)
+    return FieldPart(pc.take(_result_member(distinct, column.map), indices))
 
 
 def score_part(table: pa.Table, column: Score | None) -> FieldPart | None:
@@ -160,11 +166,9 @@ def _passthrough_member(name: str, values: pa.Array) -> pa.Array:
     return json_member(name, values)
 
 
-def _result_member(status_text: pa.Array, mapping: Mapping[str, str]) -> pa.Array:
-    """``,"result":{"value":…,"source_value":…}`` built once per distinct status."""
-    encoded = pc.dictionary_encode(status_text)
-    statuses = encoded.dictionary
-    result = pc.binary_join_element_wise(
+def _result_member(statuses: pa.Array, mapping: Mapping[str, str]) -> pa.Array:
+    """``,"result":{"value":…,"source_value":…}`` of each (distinct) status."""
+    return pc.binary_join_element_wise(
         ',"result":{"value":',
         json_string(map_results(statuses, mapping)),
         ',"source_value":',
@@ -172,4 +176,3 @@ def _result_member(status_text: pa.Array, mapping: Mapping[str, str]) -> pa.Arra
         "}",
         "",
     )
-    return pc.take(result, encoded.indices)

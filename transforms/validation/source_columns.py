@@ -34,9 +34,7 @@ def id_column(table: pa.Table, name: str) -> tuple[pa.Array, pa.Array | None]:
     return clean_text(values), None
 
 
-def part_ids(
-    table: pa.Table, name: str, part: ColumnPart
-) -> tuple[pa.Array, pa.Array | None]:
+def part_ids(table: pa.Table, name: str, part: ColumnPart) -> tuple[pa.Array, pa.Array | None]:
     """``id_column`` of ``name``, then the part of each value the mapping takes (prefix, extract)."""
     values, not_finite = id_column(table, name)
     return take_part(values, part.prefix, part.extract), not_finite
@@ -71,3 +69,24 @@ def field_raw(table: pa.Table, spec: Column, n: int) -> pa.Array:
 def field_text(table: pa.Table, spec: Column, n: int) -> pa.Array:
     """A field as cleaned text: its column's, or its constant ``value`` on every row."""
     return field_ids(table, spec, n)[0]
+
+
+def distinct_text(table: pa.Table, name: str, part: ColumnPart) -> tuple[pa.Array, pa.Array]:
+    """``part_ids`` of column ``name`` as distinct values and each row's index into them (null
+    where the value is). A text column is cleaned once per distinct value, not once per row:
+    statuses and the like have a handful."""
+    values = whole_column(table, name)
+    if pa.types.is_string(values.type):
+        encoded = pc.dictionary_encode(values)
+        distinct = clean_text(encoded.dictionary)
+        return take_part(distinct, part.prefix, part.extract), encoded.indices
+    encoded = pc.dictionary_encode(part_ids(table, name, part)[0])
+    return encoded.dictionary, encoded.indices
+
+
+def field_text_distinct(table: pa.Table, spec: Column, n: int) -> tuple[pa.Array, pa.Array]:
+    """``field_text`` as distinct values and each row's index into them (see ``distinct_text``)."""
+    if spec.column is None:
+        encoded = pc.dictionary_encode(field_text(table, spec, n))
+        return encoded.dictionary, encoded.indices
+    return distinct_text(table, spec.column, spec)
