@@ -27,6 +27,7 @@ from transforms.timestamps import to_utc_millis
 from transforms.validation.problems import Problem
 from transforms.validation.source_columns import (
     field_raw,
+    field_raw_uncleaned,
     field_text,
     field_text_distinct,
     whole_column,
@@ -34,6 +35,13 @@ from transforms.validation.source_columns import (
 
 DEPRECATED = ("content_id", "content_external_reference", "external_id")
 _STRING_FIELDS = ("external_reference", *DEPRECATED)  # sent as given, after every other field
+
+
+Cleaning = Callable[[pa.Array], pa.Array]
+
+
+def _as_is(values: pa.Array) -> pa.Array:
+    return values
 
 
 @dataclass(frozen=True)
@@ -78,17 +86,20 @@ def learning_object_id_part(table: pa.Table, column: Column | None) -> FieldPart
     return FieldPart(json_member("learning_object_id", field_text(table, column, table.num_rows)))
 
 
-def per_distinct(raw: pa.Array, build: Callable[[pa.Array], FieldPart]) -> FieldPart:
-    """``build`` once per distinct value when the column has few (durations, scores, statuses,
-    departments), its member and problem spread back with ``take``; else over every row.
-    ``build`` must give a null member and no problem for a null value."""
+def per_distinct(
+    raw: pa.Array, build: Callable[[pa.Array], FieldPart], clean: Cleaning = _as_is
+) -> FieldPart:
+    """``build`` over the ``clean``ed values, once per distinct value when the column has few
+    (durations, scores, statuses, departments), its member and problem spread back with
+    ``take``; else over every row. ``build`` must give a null member and no problem for a null
+    value; ``clean`` must work value by value (then it too runs once per distinct value)."""
     if not few_distinct(raw):
-        return build(raw)
+        return build(clean(raw))
     try:
         encoded = pc.dictionary_encode(raw)
     except pa.ArrowNotImplementedError:  # a type Arrow cannot dictionary-encode
-        return build(raw)
-    part, indices = build(encoded.dictionary), encoded.indices
+        return build(clean(raw))
+    part, indices = build(clean(encoded.dictionary)), encoded.indices
     problem = part.problem
     if problem is not None:
         fine = problem.codes.null_count == len(problem.codes)
@@ -105,9 +116,11 @@ def time_spent_part(table: pa.Table, column: Duration | None) -> FieldPart | Non
     """``time_spent`` as an ISO 8601 duration."""
     if column is None:
         return None
-    raw = field_raw(table, column, table.num_rows)
+    raw, clean = field_raw_uncleaned(table, column, table.num_rows)
     unit = column.unit
-    return per_distinct(raw, lambda v: converted_part("time_spent", to_iso_durations(v, unit)))
+    return per_distinct(
+        raw, lambda v: converted_part("time_spent", to_iso_durations(v, unit)), clean
+    )
 
 
 def result_part(table: pa.Table, column: Result | None) -> FieldPart | None:
@@ -123,7 +136,8 @@ def score_part(table: pa.Table, column: Score | None) -> FieldPart | None:
     if column is None:
         return None
     scale = column.scale
-    return per_distinct(field_raw(table, column, table.num_rows), lambda raw: _score(raw, scale))
+    raw, clean = field_raw_uncleaned(table, column, table.num_rows)
+    return per_distinct(raw, lambda values: _score(values, scale), clean)
 
 
 def _score(raw: pa.Array, scale: str) -> FieldPart:
@@ -146,8 +160,8 @@ def passthrough_part(table: pa.Table, passthrough: Passthrough | None) -> FieldP
         return None
     names = passthrough.columns
     if len(names) == 1:  # one column: the member is built once per distinct value
-        raw = clean_text(whole_column(table, names[0]))
-        return per_distinct(raw, lambda values: _passthrough_object(names, [values]))
+        raw = whole_column(table, names[0])
+        return per_distinct(raw, lambda values: _passthrough_object(names, [values]), clean_text)
     return _passthrough_object(names, [clean_text(whole_column(table, name)) for name in names])
 
 

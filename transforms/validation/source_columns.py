@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -64,6 +66,17 @@ def field_raw(table: pa.Table, spec: Column, n: int) -> pa.Array:
     if spec.column is None:
         return clean_text(pa.repeat(spec.value, n))
     return take_part(clean_text(whole_column(table, spec.column)), spec.prefix, spec.extract)
+
+
+def field_raw_uncleaned(
+    table: pa.Table, spec: Column, n: int
+) -> tuple[pa.Array, Callable[[pa.Array], pa.Array]]:
+    """``field_raw`` in two steps: the column as read, and the value-by-value cleaning that
+    turns it into ``field_raw`` (to run once per distinct value)."""
+    if spec.column is None:
+        return field_raw(table, spec, n), lambda values: values
+    prefix, extract = spec.prefix, spec.extract
+    return whole_column(table, spec.column), lambda v: take_part(clean_text(v), prefix, extract)
 
 
 def field_text(table: pa.Table, spec: Column, n: int) -> pa.Array:
