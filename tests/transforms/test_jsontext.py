@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.jsontext import json_member, json_object, json_string, member, optional_object
+from transforms.jsontext import (
+    joined,
+    json_member,
+    json_object,
+    json_string,
+    member,
+    optional_object,
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -54,3 +62,10 @@ def test_distinct_path_equals_row_path(pattern: list[str | None], repeat: int) -
         assert (literal is None) == (original is None)
         if literal is not None:
             assert orjson.loads("{" + literal[1:] + "}") == {"k": original}
+
+
+def test_joined_merges_literals_and_keeps_nulls() -> None:
+    text = pa.array(["a", None, "c"])
+    parts = ["{", '"', text, '"', ",", "x", text, "}"]
+    assert joined(*parts).to_pylist() == pc.binary_join_element_wise(*parts, "").to_pylist()
+    assert joined(*parts).to_pylist() == ['{"a",xa}', None, '{"c",xc}']
