@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from transforms.extraction import blank_message
-from transforms.jsontext import json_member, json_object
+from transforms.jsontext import json_member, json_object, member_parts
 from transforms.mapping import MappingSpec
 from transforms.validation.dto_fields import (
     FieldPart,
@@ -53,7 +53,7 @@ def body_of(table: pa.Table, spec: MappingSpec, now: datetime) -> Body:
         *(FieldPart(json_member(name, values)) for name, values in strings.items()),
     ]
     parts = [part for part in optional if part is not None]
-    first_member = json_member("learning_object_external_reference", lo_ref, first=True)
+    first_member = member_parts("learning_object_external_reference", lo_ref)
     reference = fields.learning_object_external_reference
     blank_reference = required_id(
         lo_ref,
