@@ -62,3 +62,24 @@ def test_only_kept_rows_with_a_line_are_written(tmp_path: Path) -> None:
     written = (tmp_path / "payloads.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["source_row"] for line in written] == [2, 4, 6, 9]
     assert writer.rows == 4
+
+
+def test_many_writes_land_in_order_by_close(tmp_path: Path) -> None:
+    """Writes go out on a writer thread: after ``close`` the file holds every line, in the
+    order written, and ``rows`` counts them."""
+    n = 2000
+    lines = payload_lines(
+        pa.array(["acct"] * n),
+        pa.array([f"u{row}" for row in range(n)]),
+        pa.array([f'{{"n":{row}}}' for row in range(n)]),
+        pa.array([f"k{row}" for row in range(n)]),
+        "f.csv",
+        pa.array(range(1, n + 1), pa.int64()),
+    )
+    writer = PayloadWriter(tmp_path)
+    for start in range(0, n, 37):
+        writer.write(lines.slice(start, 37))
+    assert writer.rows == n
+    writer.close()
+    rows = [orjson.loads(line)["source_row"] for line in writer.path.read_bytes().splitlines()]
+    assert rows == list(range(1, n + 1))
