@@ -19,6 +19,7 @@ from pipelines.output.report import RunReport
 from pipelines.run.checked_ahead import DEFAULT_AHEAD, checked_ahead
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.plan import RunPlan
+from pipelines.run.read_ahead import read_ahead
 from pipelines.run.repeats import RepeatTracker
 from pipelines.source.source_breaks import INCOMPLETE_SOURCE
 from transforms.masks import count_true
@@ -135,6 +136,8 @@ def run_chunks(
     # in this thread, where its run context is.
     ahead = DEFAULT_AHEAD if check is check_chunk else 0
     chunks = iter_chunks(plan, on_file)
+    if ahead:
+        chunks = read_ahead(chunks)
     for chunk, (checked, prepared) in checked_ahead(chunks, checked_and_prepared, ahead):
         fresh = settle_chunk(chunk, checked, tracker, report, deadletter)
         sink.accept(chunk, checked, fresh, prepared)
