@@ -7,7 +7,7 @@ settled (repeats, dead-letter, payloads.jsonl) uses a second core. Results come 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -19,7 +19,7 @@ DEFAULT_AHEAD = 2  # chunks checked ahead on threads (2 cores: the caller settle
 
 def checked_ahead(
     items: Iterable[Item], check: Callable[[Item], Result], ahead: int = DEFAULT_AHEAD
-) -> Iterator[tuple[Item, Result]]:
+) -> Generator[tuple[Item, Result], None, None]:
     """``(item, check(item))`` in order, ``check`` running up to ``ahead`` items ahead on threads
     (0: in the caller's thread). Leaving early cancels what has not started."""
     if ahead < 1:

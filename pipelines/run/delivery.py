@@ -22,8 +22,10 @@ from pipelines.core.outcomes import RunMode
 from pipelines.output.deadletter import DeadLetterWriter
 from pipelines.output.report import RunReport
 from pipelines.output.run_folder import new_run_id, run_folder
+from pipelines.run.checked_ahead import DEFAULT_AHEAD, checked_ahead
 from pipelines.run.chunks import Chunk, check_chunk, iter_chunks
 from pipelines.run.crash_recording import Redact, record_errors
+from pipelines.run.delivery_prepare import PreparedRows, prepare_rows
 from pipelines.run.delivery_sink import MARK_BATCH, DeliverySink
 from pipelines.run.delivery_watch import DeliveryWatch
 from pipelines.run.leases import MIN_LEASE_SECONDS, Lease, renewing
@@ -31,12 +33,13 @@ from pipelines.run.plan import RunPlan
 from pipelines.run.reconcile import Reconciler
 from pipelines.run.repeats import RepeatTracker
 from pipelines.run.run_log import RunHooks, file_logger
-from pipelines.run.settle import fresh_rows, prime_repeats, settle_chunk
+from pipelines.run.settle import prime_repeats, settle_chunk
 from pipelines.state.ledger import Ledger
 from transforms.errors import LmsSyncError
 from transforms.validation import CheckedRows
 
 Check = Callable[[Chunk, RunPlan, datetime], CheckedRows]
+Checked = tuple[CheckedRows, PreparedRows]
 
 
 async def deliver_run(
@@ -143,38 +146,40 @@ async def _send_all(
 async def _produce(
     plan: RunPlan, watch: DeliveryWatch, check: Check, stop: asyncio.Event, started: datetime
 ) -> None:
-    """Feed the sink chunk by chunk, never more than a chunk ahead of what has been sent."""
+    """Feed the sink chunk by chunk, never more than a few chunks ahead of what has been sent."""
     sink, report, tracker = watch.sink, watch.report, RepeatTracker(plan.spec.repeats)
-    # Loading a big ledger's keys takes seconds: in a thread, while the first chunk is read.
-    preloading = asyncio.ensure_future(asyncio.to_thread(sink.ledger.preload))
-    upcoming: asyncio.Future[tuple[Chunk, CheckedRows] | None] | None = None
-    # One thread reads and checks every chunk: its allocator reuses the pages the last one freed.
+    ledger, loop = sink.ledger, asyncio.get_running_loop()
+    # Loading a big ledger's keys takes seconds: in a thread, while the first chunks are checked.
+    preloading = ThreadPoolExecutor(1, thread_name_prefix="preload")
+    preloaded = preloading.submit(ledger.preload)
+    # One thread reads chunks; the plain check, body hashes and ledger look-ups run ahead on
+    # threads (``checked_ahead``); a Prefect task checks in the reading thread, in its context.
     reading = ThreadPoolExecutor(1, thread_name_prefix="read-check")
+    context = contextvars.copy_context()
+    upcoming: asyncio.Future[tuple[Chunk, Checked] | None] | None = None
+
+    def checked_and_prepared(chunk: Chunk) -> Checked:
+        checked = check(chunk, plan, started)
+        return checked, prepare_rows(ledger, checked, preloaded)
+
+    ahead = DEFAULT_AHEAD if check is check_chunk else 0
+    chunks = iter_chunks(plan, file_logger(watch.log, plan))
+    pairs = checked_ahead(chunks, checked_and_prepared, ahead)  # starts at the first next()
+    following = functools.partial(context.run, next, pairs, None)
     try:
         if plan.spec.repeats == "last":
             await asyncio.to_thread(prime_repeats, plan, tracker, started)
-        chunks = iter_chunks(plan, file_logger(watch.log, plan))
-
-        def read_and_check() -> tuple[Chunk, CheckedRows] | None:
-            chunk = next(chunks, None)
-            return None if chunk is None else (chunk, check(chunk, plan, started))
-
-        def ahead() -> asyncio.Future[tuple[Chunk, CheckedRows] | None]:
-            run = functools.partial(contextvars.copy_context().run, read_and_check)
-            return asyncio.get_running_loop().run_in_executor(reading, run)
-
-        upcoming = ahead()
+        upcoming = loop.run_in_executor(reading, following)
         while not stop.is_set():
             item = await upcoming
             if item is None:
                 report.classified_at = datetime.now(UTC)  # the rest is sending
                 break
-            # The next chunk is read and checked in a thread while this one is classified.
-            upcoming = ahead()
-            chunk, checked = item
-            await preloading
+            upcoming = loop.run_in_executor(reading, following)  # the next while this settles
+            chunk, (checked, prepared) = item
+            tracker.place(prepared.slots, ledger.delivered_keys)
             fresh = settle_chunk(chunk, checked, tracker, report, sink.deadletter)
-            sink.accept(chunk, fresh_rows(chunk, checked, fresh))
+            sink.accept(chunk, checked, fresh, prepared)
             if sink.resolver is not None:
                 await sink.resolve_users()
             await watch.reconcile()  # keys in doubt: asked at the API before any is resent
@@ -186,11 +191,14 @@ async def _produce(
         stop.set()  # the client stops in order; the error is raised once results are kept
         raise
     finally:
-        for work in (preloading, upcoming):  # a stopped run waits for its threads' work
+        # A stopped run waits for its threads' work: the chunk being read, the checks ahead.
+        for work in (asyncio.wrap_future(preloaded), upcoming):
             if work is not None:
                 await asyncio.wait([work])
                 if not work.cancelled():
                     work.exception()  # seen: an error of its own was raised above, if any
+        await loop.run_in_executor(reading, pairs.close)  # its checks ahead end too
         reading.shutdown(wait=False)
+        preloading.shutdown(wait=False)
         sink.closed = True
         sink.arrived.set()

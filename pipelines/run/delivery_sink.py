@@ -23,12 +23,13 @@ from pipelines.output.deadletter import DeadLetterWriter, with_reasons
 from pipelines.output.report import RunReport
 from pipelines.run.chunks import Chunk
 from pipelines.run.delivery_failures import SentRow, failed_table, kept_rows
+from pipelines.run.delivery_prepare import PreparedRows, keys_where, rows_where
 from pipelines.run.leases import Lease
 from pipelines.run.reconcile import Reconciler, reconciled_result
 from pipelines.state.key_results import KeyResult
 from pipelines.state.ledger import Ledger
-from transforms.keys import blake2b_128_hex
 from transforms.masks import count_true
+from transforms.validation import CheckedRows
 
 # Keys are written in_flight per transaction just before the client takes them: at most the
 # client's concurrency (up to this many) at once, so a crash leaves few never-sent keys in doubt.
@@ -63,32 +64,36 @@ class DeliverySink:
     _outcomes: list[KeyResult] = field(default_factory=list)
     _flushed_at: float = field(default_factory=time.monotonic)
 
-    def accept(self, chunk: Chunk, rows: pa.Table) -> None:
-        """Sort the chunk's valid rows by their ledger state; queue the ones to send."""
-        if rows.num_rows == 0:
+    def accept(
+        self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: PreparedRows
+    ) -> None:
+        """Sort the chunk's fresh rows (valid, first of their key) by their ledger state, as
+        looked up on the checking thread; queue the ones to send."""
+        chosen = fresh.to_numpy(zero_copy_only=False)[prepared.rows]  # among the valid rows
+        if not chosen.any():
             return
-        keys = rows.column("key").combine_chunks()
-        bodies = rows.column("body").combine_chunks()
-        hashes = blake2b_128_hex(bodies)
-        state = self.ledger.classify(keys, hashes)
-        accounts = rows.column("account").combine_chunks()
+        index = prepared.rows[chosen]  # the fresh rows' positions in the chunk
+        state = self.ledger.classify_looked_up(prepared.looked.take(chosen))
+        accounts = pc.take(checked.account, pa.array(index))
         for status, reason in _SETTLED_DUPLICATES:
             there = pc.equal(state, status)
             self.report.add("duplicate", count_true(there), reason, pc.filter(accounts, there))
         changed = pc.equal(state, "changed_after_delivery")
-        self.report.changed_after_delivery.extend(pc.filter(keys, changed).to_pylist())
+        self.report.changed_after_delivery.extend(keys_where(checked, index, changed))
         gave_up = pc.equal(state, "gave_up")
         if pc.any(gave_up).as_py():
-            self._dead_letter_gave_up(chunk, rows.filter(gave_up))
-        self.report.in_doubt_keys.extend(pc.filter(keys, pc.equal(state, "in_doubt")).to_pylist())
+            self._dead_letter_gave_up(chunk, rows_where(chunk, checked, index, gave_up))
+        doubt = pc.equal(state, "in_doubt")
+        self.report.in_doubt_keys.extend(keys_where(checked, index, doubt))
 
         send = pc.is_in(state, value_set=pa.array(SEND_STATUSES, pa.string()))
-        doubt = pc.equal(state, "in_doubt")
-        chosen = rows.append_column("hash", hashes).append_column("doubt", doubt).filter(send)
+        hashes = pc.filter(pc.filter(prepared.hashes, pa.array(chosen)), send)
+        rows = rows_where(chunk, checked, index, send)
+        rows = rows.append_column("hash", hashes).append_column("doubt", pc.filter(doubt, send))
         if self.resolver is None:
-            self._queue(chunk, chosen, chosen.column("user").to_pylist())
+            self._queue(chunk, rows, rows.column("user").to_pylist())
         else:  # user ids are looked up (async) before these rows can be sent
-            self._unresolved.append((chunk, chosen))
+            self._unresolved.append((chunk, rows))
 
     async def resolve_users(self) -> None:
         """Look up the user ids of the rows accepted since the last call, then queue them.

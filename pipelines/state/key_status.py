@@ -1,7 +1,10 @@
 """Ledger status codes of whole key columns: loading a target's key snapshot from the store in
-a few aggregate queries, searching it, and asking the store again about keys written since."""
+a few aggregate queries, searching it (on any thread), and asking the store again about keys
+written since (on the ledger's)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +21,7 @@ from pipelines.state.ledger_schema import (
     STATUS_OF,
 )
 
-__all__ = ["load_snapshot", "status_codes"]
+__all__ = ["LookedUp", "load_snapshot", "look_up", "status_codes"]
 
 
 def load_snapshot(db: StateDB, target_id: int) -> KeySnapshot:
@@ -71,30 +74,58 @@ def _delivered_keys(
     return hi[:filled], lo[:filled], bodies[:filled]
 
 
-def status_codes(
-    db: StateDB,
-    target_id: int,
+@dataclass(frozen=True)
+class LookedUp:
+    """Keys (and body hashes) answered against the loaded snapshot alone: pure numpy, so any
+    thread may do it; ``status_codes`` then asks the store about keys written since."""
+
+    key_bytes: npt.NDArray[np.uint8]
+    hash_bytes: npt.NDArray[np.uint8]
+    hash_valid: npt.NDArray[np.bool_]
+    codes: npt.NDArray[np.int8]
+    delivered_at: npt.NDArray[np.intp]  # position among the snapshot's delivered keys, -1: not
+
+    def take(self, rows: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> LookedUp:
+        """The answers of those rows only."""
+        return LookedUp(
+            self.key_bytes[rows],
+            self.hash_bytes[rows],
+            self.hash_valid[rows],
+            self.codes[rows],
+            self.delivered_at[rows],
+        )
+
+
+def look_up(
     known: KeySnapshot,
     key_bytes: npt.NDArray[np.uint8],
     hash_bytes: npt.NDArray[np.uint8],
     hash_valid: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.int8]:
-    """Status code of every key against the snapshot (the store for keys written since it);
-    an invalid (null) body hash never counts as a change."""
+) -> LookedUp:
+    """Status code of every key against the snapshot as loaded; an invalid (null) body hash
+    never counts as a change."""
     hi, lo = halves(key_bytes)
     codes = np.full(len(hi), NEW, dtype=np.int8)
-    at = known.delivered.find(hi, lo)
-    hit = at >= 0
+    delivered_at = known.delivered.find(hi, lo)
+    hit = delivered_at >= 0
     first_words = np.ascontiguousarray(hash_bytes).view(np.uint64).reshape(-1, 2)[:, 0]
-    same = (known.bodies[at[hit]] == first_words[hit]) | ~hash_valid[hit]
+    same = (known.bodies[delivered_at[hit]] == first_words[hit]) | ~hash_valid[hit]
     codes[hit] = np.where(same, DELIVERED, CHANGED)
     at = known.others.find(hi, lo)
     hit = at >= 0
     codes[hit] = known.other_status[at[hit]]
-    mine = known.written_since(hi)
+    return LookedUp(key_bytes, hash_bytes, hash_valid, codes, delivered_at)
+
+
+def status_codes(
+    db: StateDB, target_id: int, known: KeySnapshot, looked: LookedUp
+) -> npt.NDArray[np.int8]:
+    """The looked-up codes, with keys written since the snapshot asked of the store again."""
+    codes = looked.codes.copy()
+    mine = known.written_since(halves(looked.key_bytes)[0])
     if mine.any():
         codes[mine] = _codes_in_db(
-            db, target_id, key_bytes[mine], hash_bytes[mine], hash_valid[mine]
+            db, target_id, looked.key_bytes[mine], looked.hash_bytes[mine], looked.hash_valid[mine]
         )
     return codes
 

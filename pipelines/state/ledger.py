@@ -27,7 +27,7 @@ from pipelines.state.doubts import Doubt, doubts_of
 from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves
 from pipelines.state.key_results import KeyResult, record_params
 from pipelines.state.key_set import KeySnapshot
-from pipelines.state.key_status import load_snapshot, status_codes
+from pipelines.state.key_status import LookedUp, load_snapshot, look_up, status_codes
 from pipelines.state.ledger_queries import key_record, keys_in_doubt, other_targets, outcome_counts
 from pipelines.state.ledger_schema import (
     FAILED,
@@ -138,13 +138,26 @@ class Ledger:
         Keys and hashes are hex BLAKE2b-128 strings or 16-byte binaries; a null hash never
         counts as a change.
         """
+        return self.classify_looked_up(self.look_up(keys, body_hashes))
+
+    def look_up(self, keys: pa.Array | pa.ChunkedArray, body_hashes: pa.Array) -> LookedUp:
+        """``classify`` against the loaded snapshot alone: no store access, so safe on another
+        thread once ``preload`` has returned; ``classify_looked_up`` finishes it."""
         key_bytes, _ = as_16_bytes(keys, "keys", nulls=False)
         hash_bytes, hash_valid = as_16_bytes(body_hashes, "body_hashes", nulls=True)
         if len(key_bytes) != len(hash_bytes):
             raise ValueError(f"{len(key_bytes)} keys but {len(hash_bytes)} body hashes")
-        known = self._snapshot()
-        codes = status_codes(self._db, self._target_id, known, key_bytes, hash_bytes, hash_valid)
+        return look_up(self._snapshot(), key_bytes, hash_bytes, hash_valid)
+
+    def classify_looked_up(self, looked: LookedUp) -> pa.Array:
+        """The statuses of looked-up keys, those written since the snapshot read from the store."""
+        codes = status_codes(self._db, self._target_id, self._snapshot(), looked)
         return pc.take(pa.array(STATUSES, pa.string()), pa.array(codes))
+
+    @property
+    def delivered_keys(self) -> int:
+        """How many delivered keys the snapshot holds (``LookedUp.delivered_at`` is below it)."""
+        return len(self._snapshot().delivered.hi)
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """Everything the ledger holds about one key (hex), or None."""

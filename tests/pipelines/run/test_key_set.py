@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -86,3 +87,21 @@ def test_a_key_gets_the_same_bytes_whatever_its_chunk_holds() -> None:
         False,
         True,
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(CHUNKS, st.sets(HEX_KEYS))
+def test_first_with_placed_keys_matches_a_python_set(
+    chunks: list[list[str | None]], known: set[str]
+) -> None:
+    """Keys placed among keys known up front (one byte each) and the others (the key set)
+    together answer ``first`` as a Python set does, repeats inside a chunk included."""
+    slot_of = {key: slot for slot, key in enumerate(sorted(known))}
+    tracker, flags, start = RepeatTracker("first"), [], 0
+    for chunk in chunks:
+        slots = np.array([slot_of.get(key, -1) if key else -1 for key in chunk], np.intp)
+        tracker.place(slots, len(known))
+        ordinals = pa.array(range(start, start + len(chunk)))
+        flags += tracker.repeats(pa.array(chunk, pa.string()), ordinals).to_pylist()
+        start += len(chunk)
+    assert flags == first_reference(chunks)
