@@ -1,5 +1,5 @@
 """lms-sync: LMS completion exports mapped, checked and delivered to StackOne."""
 
-from pipelines.core.settings import keep_freed_memory
+from pipelines.core.settings import choose_allocator
 
-keep_freed_memory()  # before anything loads pyarrow
+choose_allocator()  # before pyarrow allocates anything
