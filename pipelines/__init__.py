@@ -1,5 +1,5 @@
 """lms-sync: LMS completion exports mapped, checked and delivered to StackOne."""
 
-from pipelines.core.settings import choose_allocator
+from pipelines.core.settings import keep_freed_memory
 
-choose_allocator()  # before pyarrow allocates anything
+keep_freed_memory()  # before anything loads pyarrow
