@@ -168,8 +168,10 @@ def dry_run(
                 on_file = file_logger(log, plan) if log is not None else None
                 run_chunks(plan, started, report, deadletter, sink, check, on_file)
             finally:
-                payloads.close()
-                deadletter.close()
+                try:
+                    payloads.close()  # may raise a write that failed on its thread
+                finally:
+                    deadletter.close()
     finally:
         if not report.aborted:  # a run cut short has no cost worth estimating
             report.estimate = cost_estimate(
