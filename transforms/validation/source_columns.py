@@ -63,20 +63,23 @@ def _float_text(values: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 def field_raw(table: pa.Table, spec: Column, n: int) -> pa.Array:
     """A field's column cleaned but keeping its Parquet type (converters parse their own types)."""
-    if spec.column is None:
-        return clean_text(pa.repeat(spec.value, n))
-    return take_part(clean_text(whole_column(table, spec.column)), spec.prefix, spec.extract)
+    raw, clean = field_raw_uncleaned(table, spec, n)
+    return clean(raw)
 
 
 def field_raw_uncleaned(
     table: pa.Table, spec: Column, n: int
 ) -> tuple[pa.Array, Callable[[pa.Array], pa.Array]]:
-    """``field_raw`` in two steps: the column as read, and the value-by-value cleaning that
-    turns it into ``field_raw`` (to run once per distinct value)."""
+    """``field_raw`` in two steps: the column as read (a constant: on every row), and the
+    value-by-value cleaning that turns it into ``field_raw`` (to run once per distinct value)."""
     if spec.column is None:
-        return field_raw(table, spec, n), lambda values: values
-    prefix, extract = spec.prefix, spec.extract
-    return whole_column(table, spec.column), lambda v: take_part(clean_text(v), prefix, extract)
+        return pa.repeat(spec.value, n), clean_text
+    return whole_column(table, spec.column), cleaning(spec)
+
+
+def cleaning(part: ColumnPart) -> Callable[[pa.Array], pa.Array]:
+    """Trimming, blanks to null, then the mapping's part of each value (prefix, extract)."""
+    return lambda values: take_part(clean_text(values), part.prefix, part.extract)
 
 
 def field_text(table: pa.Table, spec: Column, n: int) -> pa.Array:
@@ -91,8 +94,7 @@ def distinct_text(table: pa.Table, name: str, part: ColumnPart) -> tuple[pa.Arra
     values = whole_column(table, name)
     if pa.types.is_string(values.type):
         encoded = pc.dictionary_encode(values)
-        distinct = clean_text(encoded.dictionary)
-        return take_part(distinct, part.prefix, part.extract), encoded.indices
+        return cleaning(part)(encoded.dictionary), encoded.indices
     encoded = pc.dictionary_encode(part_ids(table, name, part)[0])
     return encoded.dictionary, encoded.indices
 
