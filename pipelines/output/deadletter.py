@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeAlias
 
@@ -147,30 +148,42 @@ class DeadLetterWriter:
         csv_schema = pa.schema([(name, pa.string()) for name in self._csv_names])
         self._csv = pacsv.CSVWriter(self._csv_file, csv_schema)
 
-    def write(self, rows: pa.Table) -> None:
-        """Append rows: source columns (any subset) plus the ``_dl_*`` columns."""
+    def write(self, rows: pa.Table, landed: Callable[[], None] | None = None) -> None:
+        """Append rows: source columns (any subset) plus the ``_dl_*`` columns.
+
+        ``landed`` (the caller counting them) is called once they are in deadletter.parquet, the
+        primary file replay reads, before the CSV copy is written: a run that crashes writing
+        the copy (disk full) still counts them as dead-lettered, and one that crashes writing
+        the Parquet file never does (they stay ``pending``).
+        """
         if rows.num_rows == 0:
+            if landed is not None:
+                landed()
             return
         table = self._conform(rows)
         self._parquet.write_table(table)
+        self.rows += rows.num_rows  # rows in the primary file
+        if landed is not None:
+            landed()
         self._csv.write_table(
             pa.table(
                 [neutralise_formulas(c.combine_chunks()) for c in table.columns],
                 names=self._csv_names,
             )
         )
-        self.rows += rows.num_rows
 
     def paths(self) -> dict[str, str]:
         """Where the two files are, for report.json."""
         return {"csv": str(self.csv_path), "parquet": str(self.parquet_path)}
 
     def close(self) -> None:
-        """Finish both files (an empty run still leaves two valid files with headers)."""
-        self._parquet.close()
-        self._csv.close()
-        self._parquet_file.close()
-        self._csv_file.close()
+        """Finish both files (an empty run still leaves two valid files with headers); each is
+        closed even if finishing another fails (a full disk), and that error raised."""
+        with contextlib.ExitStack() as closing:  # called last to first
+            closing.callback(self._csv_file.close)
+            closing.callback(self._parquet_file.close)
+            closing.callback(self._csv.close)
+            closing.callback(self._parquet.close)
 
     def _conform(self, rows: pa.Table) -> pa.Table:
         columns = []

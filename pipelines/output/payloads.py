@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -14,7 +19,7 @@ import pyarrow.compute as pc
 
 from pipelines.output.run_folder import open_private
 from transforms.jsontext import joined, json_string, quoted_parts
-from transforms.string_buffers import offsets_and_data
+from transforms.string_buffers import Offsets, offsets_and_data
 
 
 def payload_lines(
@@ -42,27 +47,50 @@ def payload_lines(
     )
 
 
+# Told how many of a write's lines are whole in payloads.jsonl, once that is known.
+OnWritten = Callable[[int], None]
+_IOV_MAX = 1024  # buffers per writev call (Linux's limit)
+
+
+@dataclass(frozen=True)
+class _Landed:
+    """What one write left in the file: its whole lines, and the error that cut it short."""
+
+    lines: int
+    error: Exception | None = None
+
+
 class PayloadWriter:
     """Appends payload lines to payloads.jsonl without building Python objects per row.
 
     The bytes go out on a writer thread (a 10 M-row dry run writes ~3 GB, and the page cache
     makes a writer wait once it is full), at most ``_QUEUED`` chunks behind; a write that failed
-    raises from the next ``write`` or from ``close``.
+    raises from the next ``write`` or from ``close``. The file only ever ends in whole lines:
+    a line a failed write cut short is cut off, and nothing is written after it, so each write
+    can say how many of its lines are in the file (``on_written``).
     """
 
     _QUEUED = 1
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "payloads.jsonl"
-        self.rows = 0
-        self._file: IO[bytes] = open_private(self.path)
+        self.rows = 0  # lines whole in the file, of the writes collected so far
+        self._file: IO[bytes] = open_private(self.path, buffering=0)  # raw: no bytes held back
+        self._size = 0  # bytes in the file (writer thread only)
+        self._broken = False  # a write failed: nothing more is written (writer thread only)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="payloads")
-        self._queued: deque[Future[None]] = deque()
+        self._queued: deque[tuple[Future[_Landed], OnWritten | None]] = deque()
 
-    def write(self, lines: pa.Array, keep: npt.NDArray[np.bool_] | None = None) -> None:
+    def write(
+        self,
+        lines: pa.Array,
+        keep: npt.NDArray[np.bool_] | None = None,
+        on_written: OnWritten | None = None,
+    ) -> None:
         """Write the lines (each already ends in a newline; null lines are none) straight from
-        the Arrow buffer; with ``keep``, only the rows it marks (runs of kept rows, one write
-        each)."""
+        the Arrow buffer; with ``keep``, only the rows it marks (runs of kept rows, gathered by
+        ``writev``). ``on_written`` is called, in this thread, with how many of them are whole in the
+        file once the writer thread is done with them (all of them unless a write failed)."""
         if isinstance(lines, pa.ChunkedArray):
             lines = lines.combine_chunks()
         keep = np.ones(len(lines), np.bool_) if keep is None else np.asarray(keep, np.bool_)
@@ -78,22 +106,62 @@ class PayloadWriter:
             data[offsets[start] : offsets[end]]  # views: the Arrow buffer stays alive with them
             for start, end in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True)
         ]
-        self._queued.append(self._writer.submit(self._write_runs, runs))
+        task = self._writer.submit(self._write_runs, runs, np.diff(offsets)[written])
+        self._queued.append((task, on_written))
         while len(self._queued) > self._QUEUED:
-            self._queued.popleft().result()
-        self.rows += int(np.count_nonzero(written))
+            self._collect()
 
-    def _write_runs(self, runs: list[npt.NDArray[np.uint8]]) -> None:
-        for run in runs:
-            self._file.write(run.data)
+    def _collect(self) -> None:
+        """Wait for the oldest queued write, tell its caller how many of its lines are whole in
+        the file, and raise the error that stopped it, if any."""
+        task, on_written = self._queued.popleft()
+        landed = task.result()
+        self.rows += landed.lines
+        if on_written is not None:
+            on_written(landed.lines)
+        if landed.error is not None:
+            raise landed.error
+
+    def _write_runs(self, runs: list[npt.NDArray[np.uint8]], lengths: Offsets) -> _Landed:
+        """Write one chunk's runs (``lengths``: its lines' sizes); on the writer thread."""
+        if self._broken:  # an earlier write failed: the file stays as it left it
+            return _Landed(0)
+        start = self._size
+        try:
+            self._write_all([run for run in runs if len(run)])
+        except Exception as exc:  # reported with the lines that made it, from _collect
+            self._broken = True
+            ends = np.cumsum(lengths)
+            whole = int(np.searchsorted(ends, self._size - start, side="right"))
+            size = start + (int(ends[whole - 1]) if whole else 0)
+            with contextlib.suppress(OSError):  # a cut line goes: the file ends in whole lines
+                os.ftruncate(self._file.fileno(), size)
+            return _Landed(whole, exc)
+        return _Landed(len(lengths))
+
+    def _write_all(self, buffers: list[npt.NDArray[np.uint8]]) -> None:
+        """Write the buffers in order, ``_IOV_MAX`` to a call, resuming short writes; ``_size``
+        follows every byte written."""
+        first = 0
+        while first < len(buffers):
+            # numpy arrays are buffers; its stubs do not say so (a memoryview per run costs more)
+            done = os.writev(self._file.fileno(), buffers[first : first + _IOV_MAX])  # type: ignore[arg-type]
+            if done == 0:
+                raise OSError(errno.EIO, "payloads.jsonl: a write wrote nothing")
+            self._size += done
+            while first < len(buffers) and done >= len(buffers[first]):
+                done -= len(buffers[first])
+                first += 1
+            if done:
+                buffers[first] = buffers[first][done:]
 
     def close(self) -> None:
-        """Wait for the queued writes, then flush and close the file (the first write that
-        failed raises, once the file is closed)."""
+        """Wait for the queued writes, then close the file (the first write that failed raises,
+        once the file is closed)."""
         failure: BaseException | None = None
         while self._queued:
             try:
-                self._queued.popleft().result()
+                self._collect()
             except BaseException as exc:  # raised below, once the file is closed
                 failure = failure or exc
         self._writer.shutdown(wait=True)

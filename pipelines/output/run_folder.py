@@ -23,8 +23,8 @@ def run_folder(out: Path | None, run_id: str) -> Path:
     return folder
 
 
-def open_private(path: Path, mode: str = "wb") -> IO[bytes]:
-    """Open a file for writing, created readable by the owner only (0600)."""
+def open_private(path: Path, mode: str = "wb", buffering: int = -1) -> IO[bytes]:
+    """Open a file for writing, created readable by the owner only (0600); ``buffering=0``: raw."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
-    return os.fdopen(fd, mode)
+    return os.fdopen(fd, mode, buffering)

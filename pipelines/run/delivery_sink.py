@@ -117,10 +117,10 @@ class DeliverySink:
             resolved = [ids[(a, u)] for a, u in zip(accounts, users, strict=True)]
             known = pa.array([uid is not None for uid in resolved])
             self._queue(chunk, rows.filter(known), [uid for uid in resolved if uid is not None])
+            self._unresolved.pop(0)  # the missing ones: dead-lettered, or pending if that fails
             missing = rows.filter(pc.invert(known))
             if missing.num_rows:
                 self._dead_letter_unknown_users(chunk, missing)
-            self._unresolved.pop(0)
 
     def _queue(self, chunk: Chunk, chosen: pa.Table, user_ids: list[str]) -> None:
         # The chosen rows copied: the chunk itself can go while they wait to be sent.
@@ -165,7 +165,6 @@ class DeliverySink:
         self.arrived.set()
 
     def _dead_letter_unknown_users(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("invalid", rows.num_rows, "user_not_found", rows.column("account"))
         users = rows.column("user").to_pylist()
         self.deadletter.write(
             with_reasons(
@@ -176,7 +175,8 @@ class DeliverySink:
                 code="user_not_found",
                 field="user",
                 message=[f"no user with {self.resolve_by} {user!r}" for user in users],
-            )
+            ),
+            landed=lambda: self._count(rows, "invalid", "user_not_found"),
         )
 
     async def submissions(self) -> AsyncIterator[Submission]:
@@ -268,7 +268,6 @@ class DeliverySink:
         self._unresolved.clear()
 
     def _dead_letter_gave_up(self, chunk: Chunk, rows: pa.Table) -> None:
-        self.report.add("failed", rows.num_rows, "gave_up", rows.column("account"))
         self.deadletter.write(
             with_reasons(
                 chunk.batch.table.take(rows.column("index")),
@@ -277,8 +276,13 @@ class DeliverySink:
                 stage=Stage.DELIVER,
                 code="gave_up",
                 message="failed in 3 runs; lms-sync ledger --retry-failed sends it again",
-            )
+            ),
+            landed=lambda: self._count(rows, "failed", "gave_up"),
         )
+
+    def _count(self, rows: pa.Table, outcome: str, reason: str) -> None:
+        """Count dead-lettered rows, once they are in deadletter.parquet (a crash: pending)."""
+        self.report.add(outcome, rows.num_rows, reason, rows.column("account"))
 
 
 # Ledger states settled as duplicates without a request, and the reason counted for each.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,7 +79,8 @@ class PayloadSink:
     def accept(
         self, chunk: Chunk, checked: CheckedRows, fresh: pa.Array, prepared: PayloadLines
     ) -> None:
-        """Write the lines of the fresh rows not yet delivered and count them would_send."""
+        """Write the lines of the fresh rows not yet delivered; each is would_send once its line
+        is in payloads.jsonl."""
         keep = np.asarray(fresh.to_numpy(zero_copy_only=False), np.bool_)
         if prepared.body_hashes is not None and keep.any():
             keep[np.flatnonzero(keep)] = self._not_yet_delivered(
@@ -93,8 +95,12 @@ class PayloadSink:
                 pairs.column("account").to_pylist(), pairs.column("user").to_pylist(), strict=True
             ):
                 self.users.setdefault(account, set()).add(user)
-        self.writer.write(prepared.lines, keep)
-        self.report.add("would_send", len(accounts), accounts=accounts)
+        # Counted once their lines are in payloads.jsonl: those a failed write left out are pending.
+        self.writer.write(prepared.lines, keep, functools.partial(self._would_send, accounts))
+
+    def _would_send(self, accounts: pa.Array, lines: int) -> None:
+        """The first ``lines`` kept rows (``accounts``: of every kept row) are in the file."""
+        self.report.add("would_send", lines, accounts=accounts.slice(0, lines))
 
     def _not_yet_delivered(
         self, checked: CheckedRows, fresh: pa.Array, body_hashes: pa.Array

@@ -52,8 +52,10 @@ def settle_chunk(
     n = chunk.batch.table.num_rows
     report.read(n, checked.account)
     invalid = pc.equal(checked.status, INVALID)
-    deadletter.write(invalid_rows(chunk, checked, invalid))
-    _count(report, "invalid", checked.error_code, checked.account, invalid)
+    deadletter.write(  # counted once in deadletter.parquet: a crash writing the CSV keeps them
+        invalid_rows(chunk, checked, invalid),
+        landed=lambda: _count(report, "invalid", checked.error_code, checked.account, invalid),
+    )
     skipped = pc.equal(checked.status, SKIPPED)
     report.add("skipped", count_true(skipped), accounts=pc.filter(checked.account, skipped))
     report.warnings.update(

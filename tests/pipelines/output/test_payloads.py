@@ -79,7 +79,29 @@ def test_many_writes_land_in_order_by_close(tmp_path: Path) -> None:
     writer = PayloadWriter(tmp_path)
     for start in range(0, n, 37):
         writer.write(lines.slice(start, 37))
-    assert writer.rows == n
     writer.close()
+    assert writer.rows == n
     rows = [orjson.loads(line)["source_row"] for line in writer.path.read_bytes().splitlines()]
     assert rows == list(range(1, n + 1))
+
+
+def test_each_write_is_told_how_many_of_its_lines_are_in_the_file(tmp_path: Path) -> None:
+    """``on_written`` hears, per write and in order, how many lines it put in the file (rows not
+    kept and rows without a line are none of them), at the latest by ``close``."""
+    n = 10
+    lines = payload_lines(
+        pa.array(["acct"] * n),
+        pa.array([f"u{row}" for row in range(n)]),
+        pa.array([None if row == 3 else f'{{"n":{row}}}' for row in range(n)], pa.string()),
+        pa.array([f"k{row}" for row in range(n)]),
+        "f.csv",
+        pa.array(range(1, n + 1), pa.int64()),
+    )
+    heard: list[tuple[str, int]] = []
+    writer = PayloadWriter(tmp_path)
+    writer.write(lines.slice(0, 5), None, lambda count: heard.append(("first", count)))
+    keep = np.array([True, False, True, True, False])
+    writer.write(lines.slice(5), keep, lambda count: heard.append(("second", count)))
+    writer.close()
+    assert heard == [("first", 4), ("second", 3)]
+    assert writer.rows == 7 == len(writer.path.read_bytes().splitlines())
