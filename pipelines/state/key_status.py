@@ -1,6 +1,5 @@
-"""Ledger status codes of whole key columns: loading a target's key snapshot from the store in
-a few aggregate queries, searching it (on any thread), and asking the store again about keys
-written since (on the ledger's)."""
+"""Ledger status codes of whole key columns: searching the target's key snapshot (on any
+thread), and asking the store again about keys written since (on the ledger's)."""
 
 from __future__ import annotations
 
@@ -11,67 +10,16 @@ import numpy.typing as npt
 
 from pipelines.state.database import StateDB
 from pipelines.state.key_bytes import halves
-from pipelines.state.key_set import KeySet, KeySnapshot
+from pipelines.state.key_set import KeySnapshot
 from pipelines.state.ledger_schema import (
     CHANGED,
     DELIVERED,
     DONE,
-    LOAD_SQL,
     NEW,
     STATUS_OF,
 )
 
-__all__ = ["LookedUp", "load_snapshot", "look_up", "status_codes"]
-
-
-def load_snapshot(db: StateDB, target_id: int) -> KeySnapshot:
-    """Read the target's keys in one read transaction: delivered ones with body hashes in
-    256 aggregate queries (one blob per key-prefix range), the few others row by row."""
-    with db.read():
-        hi, lo, bodies = _delivered_keys(db, target_id)
-        other_rows = db.execute(
-            f"""SELECT key, outcome FROM deliveries WHERE target_id = ?
-                AND outcome IN ({",".join(str(c) for c in STATUS_OF)})""",
-            (target_id,),
-        ).fetchall()
-    delivered, order = KeySet.build(hi, lo)
-    if order is not None:
-        bodies = bodies[order]
-    other_keys = np.frombuffer(b"".join(k for k, _ in other_rows), np.uint8).reshape(-1, 16)
-    other_status = np.array([STATUS_OF[o] for _, o in other_rows], dtype=np.int8)
-    others, other_order = KeySet.build(*halves(other_keys))
-    if other_order is not None:
-        other_status = other_status[other_order]
-    return KeySnapshot(delivered, bodies, others, other_status)
-
-
-def _delivered_keys(
-    db: StateDB, target_id: int
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """Halves of the target's delivered keys and the first 8 bytes of their body hashes (as
-    ``KeySnapshot.bodies``), one key-prefix range a query."""
-    total = db.execute(
-        f"SELECT count(*) FROM deliveries WHERE target_id = ? AND outcome = {DONE}",
-        (target_id,),
-    ).fetchone()[0]
-    hi = np.empty(total, dtype=np.uint64)
-    lo = np.empty(total, dtype=np.uint64)
-    bodies = np.empty(total, dtype=np.uint64)
-    filled = 0
-    for first in range(256):
-        upper = bytes([first + 1]) if first < 255 else b"\xff" * 17
-        key_blob, body_blob, n = db.execute(
-            LOAD_SQL[db.dialect], (target_id, bytes([first]), upper)
-        ).fetchone()
-        if not n:
-            continue
-        if filled + n > total or len(key_blob) != 16 * n or len(body_blob) != 16 * n:
-            raise RuntimeError(f"{db.where}: malformed keys in the ledger")
-        part = slice(filled, filled + n)
-        hi[part], lo[part] = halves(np.frombuffer(key_blob, np.uint8).reshape(n, 16))
-        bodies[part] = np.frombuffer(body_blob, np.uint64).reshape(n, 2)[:, 0]
-        filled += n
-    return hi[:filled], lo[:filled], bodies[:filled]
+__all__ = ["LookedUp", "look_up", "status_codes"]
 
 
 @dataclass(frozen=True)

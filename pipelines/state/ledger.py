@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 
 from pipelines.core.state_location import StateLocation
 from pipelines.state.claims import claim_keys, release_claims, renew_claims
-from pipelines.state.database import StateDB, closing_on_error
+from pipelines.state.database import StateDB, closing_on_error, connect_state
 from pipelines.state.doubts import Doubt, doubts_of
 from pipelines.state.key_bytes import as_16_bytes, as_arrow, halves
 from pipelines.state.key_results import KeyResult, record_params
 from pipelines.state.key_set import KeySnapshot
-from pipelines.state.key_status import LookedUp, load_snapshot, look_up, status_codes
+from pipelines.state.key_status import LookedUp, look_up, status_codes
 from pipelines.state.ledger_queries import key_record, keys_in_doubt, other_targets, outcome_counts
 from pipelines.state.ledger_schema import (
     FAILED,
@@ -39,6 +39,7 @@ from pipelines.state.ledger_schema import (
     run_ref,
     target_ref,
 )
+from pipelines.state.snapshot_load import load_snapshot
 from pipelines.state.state_migrations import open_state
 
 __all__ = ["Ledger"]
@@ -287,7 +288,11 @@ class Ledger:
 
     def _snapshot(self) -> KeySnapshot:
         if self._known is None:
-            self._known = load_snapshot(self._db, self._target_id)
+            second = connect_state(self.location)  # reads half of the keys at the same time
+            try:
+                self._known = load_snapshot(self._db, self._target_id, second)
+            finally:
+                second.close()
         return self._known
 
     def _written(self, key_bytes: npt.NDArray[np.uint8]) -> None:
