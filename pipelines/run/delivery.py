@@ -137,10 +137,12 @@ async def _send_all(
         finally:
             if stop.is_set() and report.aborted is None:
                 report.aborted = "interrupted"
-            sink.flush()
-            sink.settle_unsent()
-            await watch.close()  # every delivery slice ends (rows without an answer pending)
-            report.refused_accounts = dict(sorted(client.refused.messages.items()))
+            try:
+                sink.flush()  # may fail (a full disk): the run still settles and closes
+            finally:
+                sink.settle_unsent()
+                await watch.close()  # every delivery slice ends (rows without an answer pending)
+                report.refused_accounts = dict(sorted(client.refused.messages.items()))
 
 
 async def _produce(

@@ -51,11 +51,6 @@ def settle_chunk(
     ones: valid and first of their key, for the caller's sink (the mask returned)."""
     n = chunk.batch.table.num_rows
     report.read(n, checked.account)
-    invalid = pc.equal(checked.status, INVALID)
-    deadletter.write(  # counted once in deadletter.parquet: a crash writing the CSV keeps them
-        invalid_rows(chunk, checked, invalid),
-        landed=lambda: _count(report, "invalid", checked.error_code, checked.account, invalid),
-    )
     skipped = pc.equal(checked.status, SKIPPED)
     report.add("skipped", count_true(skipped), accounts=pc.filter(checked.account, skipped))
     report.warnings.update(
@@ -72,6 +67,13 @@ def settle_chunk(
         count_true(repeated),
         "duplicate_in_file",
         accounts=pc.filter(checked.account, repeated),
+    )
+    # Written last: a crash writing it (disk full) leaves the rows counted above counted, and
+    # the invalid ones counted once in deadletter.parquet (a crash writing the CSV keeps them).
+    invalid = pc.equal(checked.status, INVALID)
+    deadletter.write(
+        invalid_rows(chunk, checked, invalid),
+        landed=lambda: _count(report, "invalid", checked.error_code, checked.account, invalid),
     )
     return pc.and_not(valid, repeat)
 

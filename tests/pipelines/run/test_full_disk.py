@@ -93,7 +93,8 @@ def test_rows_in_deadletter_parquet_count_invalid_when_the_csv_copy_fails(
     tmp_path: Path,
 ) -> None:
     """deadletter.csv fills up after the chunk's invalid rows are in deadletter.parquet: they are
-    counted invalid (with their reasons), not pending; nothing of the chunk got further."""
+    counted invalid (with their reasons), not pending, as are the chunk's repeats (counted
+    before the dead-letter write); its fresh rows got no further: pending."""
     export, mapping = write_export(tmp_path / "in", 140_000)
     out = tmp_path / "run"
     args = (export, "-m", mapping, "--dry-run", "--out", out)
@@ -101,9 +102,11 @@ def test_rows_in_deadletter_parquet_count_invalid_when_the_csv_copy_fails(
     assert (out / "deadletter.csv").stat().st_size == _CSV_FAILS  # the file that failed
     invalid = report["outcomes"]["invalid"]
     assert invalid == _dead_lettered(out) > 0
-    assert report["reasons"] == {"invalid_timestamp": invalid}
+    repeats = report["outcomes"]["duplicate"]
+    assert report["reasons"] == {"invalid_timestamp": invalid, "duplicate_in_file": repeats}
     assert report["outcomes"]["would_send"] == 0 == (out / "payloads.jsonl").stat().st_size
-    assert report["outcomes"]["pending"] == report["rows_read"] - invalid
+    counted = invalid + repeats + report["outcomes"]["skipped"]
+    assert report["outcomes"]["pending"] == report["rows_read"] - counted
 
 
 def _all_invalid_export(path: Path, rows: int) -> Path:
