@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.output.account_counts import AccountCounts
 from pipelines.output.deadletter import union_schema
 from pipelines.source.headers import read_header
+from pipelines.source.parquet_reader import parquet_schema
 from pipelines.source.source_files import detect_format, expand_sources
 from transforms.errors import MappingError
 from transforms.mapping import MappingSpec, check_columns, parse_mapping
@@ -85,5 +85,5 @@ def _read_header(path: Path, spec: MappingSpec) -> list[str]:
 
 def _schema(path: Path, header: list[str], spec: MappingSpec) -> pa.Schema:
     if detect_format(path, spec.source.format) == "parquet":
-        return pq.read_schema(path)
+        return parquet_schema(path)
     return pa.schema([(name, pa.string()) for name in header])

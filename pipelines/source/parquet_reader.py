@@ -12,13 +12,24 @@ from pipelines.core.errors import SourceError
 from pipelines.source.column_names import checked_names
 from pipelines.source.source_breaks import SourceEnd, break_piece
 
-__all__ = ["parquet_names", "parquet_pieces"]
+__all__ = ["parquet_names", "parquet_pieces", "parquet_schema"]
 
 _UNREADABLE = "cannot read as Parquet (the file is truncated or corrupt, or not Parquet)"
 _BROKEN_GROUP = (
     "file is truncated or corrupt: Parquet row group {group} of {groups} cannot be read ({error}); "
     "this record and all after it are missing: land the complete file again"
 )
+
+
+# View types (Arrow >= 16 writers keep them in the file's schema) have no kernels for much of what
+# a run does (take, the dead-letter files): they are read as the plain types.
+_PLAIN_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    return pa.schema(
+        [field.with_type(_PLAIN_TYPES.get(field.type, field.type)) for field in schema]
+    )
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
@@ -36,6 +47,12 @@ def parquet_names(path: Path) -> tuple[str, ...]:
         return checked_names(path, parquet.schema_arrow.names)
 
 
+def parquet_schema(path: Path) -> pa.Schema:
+    """The Parquet file's columns and their types as ``parquet_pieces`` yields them."""
+    with _open_parquet(path) as parquet:
+        return _plain(parquet.schema_arrow)
+
+
 def parquet_pieces(
     path: Path, batch_rows: int, end: SourceEnd
 ) -> Iterator[tuple[pa.Table, pa.Array | None]]:
@@ -46,14 +63,16 @@ def parquet_pieces(
     """
     with _open_parquet(path) as parquet:
         names = checked_names(path, parquet.schema_arrow.names)
+        fields = zip(_plain(parquet.schema_arrow), names, strict=True)
+        schema = pa.schema([field.with_name(name) for field, name in fields])
+        views = any(field.type in _PLAIN_TYPES for field in parquet.schema_arrow)
         groups = parquet.num_row_groups
         for group in range(groups):
             try:
                 for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=[group]):
-                    yield pa.Table.from_batches([batch]).rename_columns(names), None
+                    table = pa.Table.from_batches([batch]).rename_columns(names)
+                    yield (table.cast(schema) if views else table), None
             except (OSError, pa.ArrowException) as exc:
                 message = _BROKEN_GROUP.format(group=group + 1, groups=groups, error=exc)
-                fields = zip(parquet.schema_arrow, names, strict=True)
-                schema = pa.schema([field.with_name(name) for field, name in fields])
                 yield break_piece(schema, message, end)
                 return

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from transforms.keys import idempotency_keys
 from transforms.mapping import MappingSpec
 from transforms.validation.body import body_of
+from transforms.validation.byte_columns import decoded_columns
 from transforms.validation.checked_rows import INVALID, SKIPPED, VALID, CheckedRows
 from transforms.validation.dto_fields import DEPRECATED
 from transforms.validation.error_report import errors_json, first_problem
@@ -28,6 +29,9 @@ def check_rows(
     now: datetime,
 ) -> CheckedRows:
     """Convert and validate every row of ``table`` (the source's columns) against ``spec``."""
+    table, undecodable = decoded_columns(table, spec)
+    if undecodable is not None:
+        read_errors = pc.coalesce(read_errors, undecodable)
     account, account_problems = account_of(table, spec, account_id)
     user, user_problems = user_of(table, spec)
     body = body_of(table, spec, now)

@@ -309,6 +309,74 @@ def test_float_account_and_learning_object_ids(tmp_path: Path) -> None:
     assert sent[1]["body"]["learning_object_id"] == "9"
 
 
+# --- bytes columns -------------------------------------------------------------------------------
+
+
+def test_bytes_columns_that_are_not_utf8_are_malformed_rows(tmp_path: Path) -> None:
+    """Mapped Parquet binary columns read as text; a value that is not UTF-8 makes its row a
+    malformed_row (stage read) instead of crashing the run; the other rows are sent as usual."""
+    source = tmp_path / "bytes.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array([b"u1", b"u\xff", b"u3", b"u4"], pa.binary()),
+                "course": pa.array([b"C-1", b"C-2", b"C-3", b"C-4"], pa.large_binary()),
+                "done": ["2024-03-05T14:22:00Z"] * 4,
+                "status": pa.array([b"ok", b"ok", b"\xe9chou\xe9", b"ok"]).dictionary_encode(),
+                "blob": pa.array([b"\x00\xfe", None, None, b"\xfa"], pa.binary()),
+            }
+        ),
+        source,
+    )
+    mapping = mapping_with(result="{column: status, map: {ok: Pass}}")
+    result, folder = dry_run(tmp_path, source, mapping)
+    assert result.exit_code == 1, result.output
+    report = balanced_report(folder, 4)
+    assert report["outcomes"]["would_send"] == 2 and report["outcomes"]["invalid"] == 2
+    assert report["reasons"] == {"malformed_row": 2}
+    sent = payload_rows(folder)
+    assert (
+        sent[1]["user_id"] == "u1"
+        and sent[4]["body"]["learning_object_external_reference"] == "C-4"
+    )
+    assert sent[4]["body"]["result"] == {"value": "Pass", "source_value": "ok"}
+    _, rows = deadletter_csv(folder)
+    assert [(r["_dl_source_row"], r["_dl_stage"], r["_dl_error_message"]) for r in rows] == [
+        ("2", "read", "column 'user_id' holds bytes that are not UTF-8 text"),
+        ("3", "read", "column 'status' holds bytes that are not UTF-8 text"),
+    ]
+    kept = pq.read_table(folder / "deadletter.parquet")
+    assert kept.column("user_id").to_pylist() == [b"u\xff", b"u3"]  # the original bytes
+
+
+def test_view_columns_read_as_plain_text_and_bytes(tmp_path: Path) -> None:
+    """string_view/binary_view columns (kept in the schema by Arrow >= 16 writers) run like
+    string/binary ones: invalid rows reach both dead-letter files, counts add up."""
+    source = tmp_path / "views.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(["u1", "u2", "u3"], pa.string_view()),
+                "course": pa.array(["C-1", "C-2", "C-3"], pa.string_view()),
+                "done": pa.array(["2024-03-05T14:22:00Z", "not a date", None], pa.string_view()),
+                "blob": pa.array([b"a", b"\xfe", None], pa.binary_view()),
+            }
+        ),
+        source,
+    )
+    result, folder = dry_run(tmp_path, source, mapping_with())
+    assert result.exit_code == 1, result.output
+    report = balanced_report(folder, 3)
+    assert report["outcomes"]["would_send"] == 2 and report["reasons"] == {"invalid_timestamp": 1}
+    _, rows = deadletter_csv(folder)
+    assert [(r["user_id"], r["done"], r["_dl_source_row"]) for r in rows] == [
+        ("u2", "not a date", "2")
+    ]
+    kept = pq.read_table(folder / "deadletter.parquet")
+    assert kept.schema.field("done").type == pa.string()
+    assert kept.column("blob").to_pylist() == [b"\xfe"]
+
+
 # --- the mapping file itself ----------------------------------------------------------------------
 
 
