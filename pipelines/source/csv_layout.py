@@ -10,6 +10,7 @@ from pipelines.core.errors import SourceError
 from pipelines.source.binary_files import STREAM_BREAKS, open_binary
 from pipelines.source.column_names import checked_names
 from pipelines.source.delimiters import records, resolve_delimiter
+from pipelines.source.file_signatures import refuse_non_text
 from pipelines.source.gzip_check import find_break
 from pipelines.source.text_encoding import codecs_for, decode_message
 
@@ -42,6 +43,7 @@ def csv_layout(path: Path, delimiter: str, encoding: str) -> CsvLayout:
     sample, whole = _read_sample(path)
     if not sample:
         raise SourceError(path, "file is empty")
+    refuse_non_text(path, sample, python_encoding)
     try:
         decoder = codecs.getincrementaldecoder(python_encoding)(errors="strict")
         text = decoder.decode(sample, final=whole)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -191,6 +192,46 @@ def test_utf16_export_takes_the_exact_path(tmp_path: Path) -> None:
     assert read_header(path, encoding="utf-16") == ["user", "score"]
     records, numbers, errors = _read_all(path, encoding="utf-16")
     assert (records, numbers, errors) == ([{"user": "0042", "score": "87,5"}], [1], [None])
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"\xff\xfe" + "user,course\n1,C\n".encode("utf-16-le"), "UTF-16 byte-order mark"),
+        (b"\xfe\xff" + "user,course\n1,C\n".encode("utf-16-be"), "`encoding: utf-16`"),
+        (codecs.BOM_UTF32_LE + "user\n1\n".encode("utf-32-le"), "`encoding: utf-32`"),
+        ("user,course\n1,C\n".encode("utf-16-le"), "NUL bytes: UTF-16 text without a byte-order"),
+        (gzip.compress(b"user,course\n1,C\n"), "gzip-compressed data: name it *.csv.gz"),
+        (b"PAR1\x15\x04\x15", "is a Parquet file: name it *.parquet or set `format: parquet`"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "ZIP archive (an Excel .xlsx workbook?)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "Excel 97-2003 workbook"),
+        (b"sep=;\r\nuser;course\r\n1;C\r\n", "first line is Excel's 'sep=;' hint, not the header"),
+    ],
+)
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_files_that_are_not_csv_text_say_what_they_are(
+    tmp_path: Path, data: bytes, fragment: str, encoding: str
+) -> None:
+    """A .csv that is UTF-16/32, gzip, Parquet or an Excel workbook: one line saying what it
+    is and what to set, whatever 8-bit encoding the mapping names (not a decode error)."""
+    path = _write(tmp_path / "export.csv", data)
+    for read in (read_header, lambda p, **o: list(iter_batches(p, **o))):
+        with pytest.raises(SourceError) as caught:
+            read(path, encoding=encoding)
+        assert str(path) in str(caught.value) and fragment in str(caught.value)
+
+
+def test_nul_bytes_past_the_header_line_stay_in_their_field(tmp_path: Path) -> None:
+    """Only NUL bytes in the header line (ended by LF or a lone CR) mean UTF-16 without a mark."""
+    path = _write(tmp_path / "nul.csv", b"user,course\r1,C\x00D\r")
+    assert _read_all(path)[0] == [{"user": "1", "course": "C\x00D"}]
+
+
+def test_utf16_with_its_bom_reads_when_the_mapping_names_it(tmp_path: Path) -> None:
+    """The byte-order mark the check names is no obstacle once ``encoding: utf-16`` is set."""
+    path = _write(tmp_path / "excel.csv", b"\xff\xfe" + "user,course\n1,C\n".encode("utf-16-le"))
+    assert read_header(path, encoding="utf-16") == ["user", "course"]
+    assert _read_all(path, encoding="utf-16")[0] == [{"user": "1", "course": "C"}]
 
 
 def test_gzip_is_read_transparently(tmp_path: Path) -> None:
