@@ -15,6 +15,7 @@ from transforms.column_types import column_type_problem
 from transforms.durations import UNITS
 from transforms.errors import MappingError
 from transforms.extraction import check_pattern
+from transforms.mapping_yaml import load_mapping_yaml
 from transforms.timestamps import check_format, check_timezone
 
 DELIMITERS = ("auto", ",", ";", "\t", "|")
@@ -202,7 +203,7 @@ class MappingSpec(_Strict):
 def parse_mapping(text: str, env: Mapping[str, str]) -> MappingSpec:
     """Parse mapping YAML, expanding ``${VAR}`` from ``env``; any problem is one MappingError line."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_mapping_yaml(text)
     except yaml.YAMLError as exc:
         raise MappingError("", f"not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(raw, dict):

@@ -131,6 +131,34 @@ def test_constant_value_instead_of_column() -> None:
     assert dict(spec.columns()) == {"user.column": "lms_user_id"}
 
 
+def test_plain_scalars_stay_the_text_written() -> None:
+    """Statuses Yes/No/On/Off/true/1, a numeric account id or column name and a date constant
+    are text, as written (YAML 1.1 would make them booleans, numbers and dates)."""
+    spec = parse(
+        """
+version: 1
+account: {id: 004711}
+user: {column: 2024}
+fields:
+  learning_object_external_reference: {column: course_code}
+  completed_at: {value: 2024-03-05}
+  result: {column: passed, map: {Yes: Pass, No: Fail, On: Pass, false: Fail, 1: Pass, 0.50: Fail}}
+filters:
+  - {column: passed, in: [Yes, NO, off, TRUE, 1]}
+"""
+    )
+    assert spec.version == 1
+    assert spec.account is not None and spec.account.id == "004711"
+    assert spec.user.column == "2024"
+    assert spec.fields.completed_at is not None and spec.fields.completed_at.value == "2024-03-05"
+    assert spec.fields.result is not None
+    assert list(spec.fields.result.map) == ["Yes", "No", "On", "false", "1", "0.50"]
+    assert spec.filters[0].in_ == ["Yes", "NO", "off", "TRUE", "1"]
+    assert spec.fields.learning_object_id is None
+    assert parse(MINIMAL.replace("version: 1", 'version: "1"')).version == 1
+    assert mapping_error(MINIMAL.replace("version: 1", "version: 1.0")).key == "version"
+
+
 def test_columns_lists_every_column_the_mapping_reads() -> None:
     """columns() names each column with the mapping key that reads it (for error messages)."""
     spec = parse((MAPPINGS / "cornerstone_transcript.yaml").read_text(encoding="utf-8"))
