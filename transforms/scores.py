@@ -13,7 +13,7 @@ from transforms.distinct import convert_distinct
 
 SCALES = ("percent", "fraction")
 _NUMBER = r"\d+(?:[.,]\d+)?|[.,]\d+"
-_SCORE = re.compile(rf"^(?P<n>{_NUMBER})\s*(?:(?P<pct>%)|/\s*(?P<d>{_NUMBER}))?$")
+_SCORE = re.compile(rf"^(?P<n>-?(?:{_NUMBER}))\s*(?:(?P<pct>%)|/\s*(?P<d>{_NUMBER}))?$")
 _HUNDREDTH = Decimal("0.01")
 
 
@@ -53,4 +53,4 @@ def _checked(percentage: Decimal, text: str) -> float:
     rounded = percentage.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP)
     if not Decimal(0) <= rounded <= Decimal(100):
         raise ValueError(f"score {text!r} is {rounded}%, outside 0..100")
-    return float(rounded)
+    return float(rounded) or 0.0  # "-0" and "-0.001" are 0, not -0.0

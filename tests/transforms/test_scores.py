@@ -30,6 +30,7 @@ from transforms.scores import parse_score, to_scores
         ("0", "percent", 0.0),
         ("100", "percent", 100.0),
         ("087", "percent", 87.0),
+        ("-0", "percent", 0.0),
     ],
 )
 def test_accepted_scores(text: str, scale: str, expected: float) -> None:
@@ -43,7 +44,10 @@ def test_accepted_scores(text: str, scale: str, expected: float) -> None:
         ("101", "percent", "outside 0..100"),
         ("1.5", "fraction", "outside 0..100"),
         ("11/10", "percent", "outside 0..100"),
-        ("-5", "percent", "not a number"),
+        ("-5", "percent", "is -5.00%, outside 0..100"),
+        ("-0,5", "fraction", "is -50.00%, outside 0..100"),
+        ("-87/100", "percent", "outside 0..100"),
+        ("--5", "percent", "not a number"),
         ("abc", "percent", "not a number"),
         ("87/0", "percent", "divides by zero"),
         ("8 7", "percent", "not a number"),
@@ -68,6 +72,13 @@ def test_numeric_parquet_column() -> None:
     """Numbers from Parquet are scores too (scale fraction multiplies by 100)."""
     converted = to_scores(pa.array([0.5, 0.875, None]), "fraction")
     assert converted.values.to_pylist() == [50.0, 87.5, None]
+
+
+def test_negative_parquet_number_is_out_of_range_not_unparseable() -> None:
+    """A negative number from a typed column is named as outside 0..100, not as 'not a number'."""
+    converted = to_scores(pa.array([-0.5, 0.5]), "fraction")
+    assert converted.codes.to_pylist() == ["invalid_score", None]
+    assert converted.messages.to_pylist()[0] == "score '-0.5' is -50.00%, outside 0..100"
 
 
 @settings(max_examples=150, deadline=None)
