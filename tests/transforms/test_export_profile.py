@@ -120,6 +120,30 @@ def test_blanks_distinct_and_samples() -> None:
     assert profile.samples == ("b", "a", "c", "d", "e")
 
 
+def test_nested_columns_are_shown_as_json_and_never_guessed() -> None:
+    """Struct, list and map columns (Parquet) profile as ``nested`` with JSON samples: Arrow
+    cannot count their distinct values, and no field can read them, so nothing is guessed."""
+    columns = {
+        "meta": pa.array([{"a": [1]}, None, {"a": [1]}, {"a": [2]}]),
+        "tags": pa.array([["x"], [], None, ["x"]], pa.list_(pa.string())),
+        "extra": pa.array([[("k", 1)], None, None, None], pa.map_(pa.string(), pa.int64())),
+    }
+    profiles = {name: profile_column(name, values) for name, values in columns.items()}
+    assert {p.kind for p in profiles.values()} == {"nested"}
+    meta, tags, extra = profiles["meta"], profiles["tags"], profiles["extra"]
+    assert (meta.rows, meta.blanks, meta.distinct, meta.samples) == (
+        4,
+        1,
+        2,
+        ('{"a": [1]}', '{"a": [2]}'),
+    )
+    assert (tags.blanks, tags.distinct, tags.samples) == (1, 2, ('["x"]', "[]"))
+    assert extra.samples == ('[["k", 1]]',)
+    table = pa.table({"user_id": ["u1"] * 4, "course_tags": columns["tags"]})
+    proposal = propose_mapping(profile_table(table), table.column_names)
+    assert "course_tags" not in proposal  # not even as a commented passthrough
+
+
 def test_timestamp_errors_count_rows_the_best_format_rejects() -> None:
     """The chosen format is the one with the fewest row errors; the rest are counted, not hidden."""
     good = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["empty", "id", "email", "timestamp", "duration", "score", "status", "text", "number"]
+Kind = Literal[
+    "empty", "id", "email", "timestamp", "duration", "score", "status", "text", "number", "nested"
+]
 
 ISO = "iso"  # Profile format of a column of ISO 8601 text (the mapping leaves ``format`` out)
 

@@ -7,6 +7,7 @@ formats, units or scales the one with the fewest row errors wins. Pure: whole Ar
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pyarrow as pa
@@ -38,6 +39,8 @@ def profile_column(name: str, values: pa.Array | pa.ChunkedArray) -> ColumnProfi
         values = values.combine_chunks()
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
+    if pa.types.is_nested(values.type):
+        return _nested_profile(name, values)
     if pa.types.is_large_string(values.type):
         values = values.cast(pa.string())
     present = clean_text(values).drop_null()
@@ -53,6 +56,20 @@ def profile_column(name: str, values: pa.Array | pa.ChunkedArray) -> ColumnProfi
         return ColumnProfile(kind="empty", **base)  # type: ignore[arg-type]
     guess = guess_kind(name_words(name), present, counts)
     return ColumnProfile(**base, **guess)  # type: ignore[arg-type]
+
+
+def _nested_profile(name: str, values: pa.Array) -> ColumnProfile:
+    """A struct, list or map column (Parquet): shown as JSON, never guessed as a field, since no
+    field can read it. Arrow has no distinct-count kernel for these types: counted on the sample."""
+    present = [json.dumps(v, default=str, sort_keys=True) for v in values.drop_null().to_pylist()]
+    return ColumnProfile(
+        name=name,
+        kind="nested",
+        rows=len(values),
+        blanks=values.null_count,
+        distinct=len(set(present)),
+        samples=tuple(_shown(v) for v in dict.fromkeys(present))[:_SAMPLES],
+    )
 
 
 def _shown(value: object) -> str:

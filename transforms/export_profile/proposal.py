@@ -95,7 +95,8 @@ def _field_lines(columns: Sequence[ColumnProfile], used: set[str]) -> list[str]:
     lines = []
     lo = pick(columns, used, lo_score)
     if lo is None:
-        lo = next((c for c in columns if c.name not in used), columns[0])
+        unused = (c for c in columns if c.name not in used and c.kind != "nested")
+        lo = next(unused, columns[0])  # no field reads a nested column
         lines.append("  # TODO: no course / learning object id column found; pick the right one")
     used.add(lo.name)
     lines.append(_entry("learning_object_external_reference", lo, {}))
