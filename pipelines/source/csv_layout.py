@@ -61,8 +61,17 @@ def csv_layout(path: Path, delimiter: str, encoding: str) -> CsvLayout:
         raise SourceError(path, "file has no header (only blank lines)")
     if header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
-    names = checked_names(path, header)
+    names = checked_names(path, _named_trailing_column(header))
     return CsvLayout(path, encoding, sep, python_encoding, arrow_encoding, tuple(header), names)
+
+
+def _named_trailing_column(header: list[str]) -> list[str]:
+    """The header with an empty last name (a delimiter ending the header line, as Cornerstone and
+    SuccessFactors exports have) named ``unnamed_<position>``: a column no mapping reads, kept
+    in the dead-letter files. Any other empty name is still refused."""
+    if len(header) > 1 and not header[-1].strip():
+        return [*header[:-1], f"unnamed_{len(header)}"]
+    return header
 
 
 def _read_sample(path: Path) -> tuple[bytes, bool]:

@@ -251,9 +251,27 @@ def test_duplicate_and_empty_header_names_are_source_errors(tmp_path: Path) -> N
     repeated = _write(tmp_path / "dup.csv", "id, id ,course\n1,2,3\n")
     with pytest.raises(SourceError, match=r"dup\.csv: header repeats column names: 'id'"):
         read_header(repeated)
-    empty = _write(tmp_path / "empty_name.csv", "id,,course,\n1,2,3,4\n")
-    with pytest.raises(SourceError, match=r"empty column names at position\(s\) 2, 4"):
+    empty = _write(tmp_path / "empty_name.csv", "id,,course,x\n1,2,3,4\n")
+    with pytest.raises(SourceError, match=r"empty column names at position\(s\) 2$"):
         list(iter_batches(empty))
+    trailing = _write(tmp_path / "trailing_empty.csv", "id,,course,\n1,2,3,4\n")
+    with pytest.raises(SourceError, match=r"empty column names at position\(s\) 2$"):
+        list(iter_batches(trailing))  # only a last empty name is a trailing delimiter
+
+
+def test_a_delimiter_ending_the_header_line_is_an_unnamed_last_column(tmp_path: Path) -> None:
+    """``id,course,`` (Cornerstone, SuccessFactors): the empty last name becomes ``unnamed_3``,
+    which no mapping reads; rows with the same trailing delimiter read whole, a row without it
+    is malformed like any row of the wrong width."""
+    path = _write(tmp_path / "t.csv", "id,course,\n1,C-1,\n2,C-2,\n3,C-3\n")
+    assert read_header(path) == ["id", "course", "unnamed_3"]
+    records, numbers, errors = _read_all(path)
+    assert records[:2] == [
+        {"id": "1", "course": "C-1", "unnamed_3": ""},
+        {"id": "2", "course": "C-2", "unnamed_3": ""},
+    ]
+    assert numbers == [1, 2, 3]
+    assert errors == [None, None, "line 4: expected 3 fields, found 2"]
 
 
 def test_empty_and_blank_files_are_source_errors(tmp_path: Path) -> None:
