@@ -3,11 +3,11 @@ one line saying what the file is and what to do, not a decode error or a header 
 
 from __future__ import annotations
 
-import codecs
 import re
 from pathlib import Path
 
 from pipelines.core.errors import SourceError
+from pipelines.source.text_encoding import BYTE_ORDER_MARKS
 
 __all__ = ["refuse_non_text"]
 
@@ -16,12 +16,6 @@ _SIGNATURES = (
     (b"PAR1", "is a Parquet file: name it *.parquet or set `format: parquet` in the mapping"),
     (b"PK\x03\x04", "is a ZIP archive (an Excel .xlsx workbook?): save the sheet as CSV"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel 97-2003 workbook: save the sheet as CSV"),
-)
-_BOMS = (  # UTF-32 LE first: it begins with the UTF-16 LE mark
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
 
@@ -38,7 +32,7 @@ def refuse_non_text(path: Path, sample: bytes, python_encoding: str) -> None:
         hint = f"sep={excel_hint[1].decode('latin-1')}"
         raise SourceError(path, f"first line is Excel's {hint!r} hint, not the header: delete it")
     wide = python_encoding.startswith(("utf-16", "utf-32"))
-    for bom, name in _BOMS:
+    for bom, name in BYTE_ORDER_MARKS:
         if sample.startswith(bom) and not wide:
             hint = f"set `encoding: {name}` in the mapping's source block"
             raise SourceError(path, f"file starts with a {name.upper()} byte-order mark: {hint}")

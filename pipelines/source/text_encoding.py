@@ -6,8 +6,16 @@ import codecs
 from pathlib import Path
 
 from pipelines.core.errors import SourceError
+from pipelines.source.binary_files import STREAM_BREAKS, open_binary
 
-__all__ = ["codecs_for", "decode_message"]
+__all__ = ["BYTE_ORDER_MARKS", "codecs_for", "decode_message"]
+
+BYTE_ORDER_MARKS = (  # UTF-32 LE first: it begins with the UTF-16 LE mark
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def codecs_for(path: Path, encoding: str) -> tuple[str, str | None]:
@@ -17,13 +25,25 @@ def codecs_for(path: Path, encoding: str) -> tuple[str, str | None]:
     except LookupError as exc:
         raise SourceError(path, f"unknown encoding {encoding!r}") from exc
     if name in ("utf-8", "utf-8-sig"):
-        return "utf-8-sig", "utf8"
+        marked = _marked_encoding(path)  # a UTF-16/32 mark is never UTF-8 text: the file says
+        return (marked, None) if marked else ("utf-8-sig", "utf8")
     probe = '\r\n",;\t|ab'
     try:
         ascii_compatible = probe.encode(name) == probe.encode("ascii")
     except (UnicodeError, LookupError):
         ascii_compatible = False
     return name, (name if ascii_compatible else None)
+
+
+def _marked_encoding(path: Path) -> str | None:
+    """The UTF-16/32 codec a byte-order mark at the start of the file names (Excel's "Unicode
+    text"), else None; a stream that breaks this early is left to the reader to report."""
+    try:
+        with open_binary(path) as stream:
+            head = stream.read(4)
+    except STREAM_BREAKS:
+        return None
+    return next((name for mark, name in BYTE_ORDER_MARKS if head.startswith(mark)), None)
 
 
 def decode_message(encoding: str, exc: UnicodeDecodeError, line: int | None) -> str:

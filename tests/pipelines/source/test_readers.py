@@ -6,6 +6,7 @@ import codecs
 import csv
 import gzip
 import io
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -197,9 +198,6 @@ def test_utf16_export_takes_the_exact_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        (b"\xff\xfe" + "user,course\n1,C\n".encode("utf-16-le"), "UTF-16 byte-order mark"),
-        (b"\xfe\xff" + "user,course\n1,C\n".encode("utf-16-be"), "`encoding: utf-16`"),
-        (codecs.BOM_UTF32_LE + "user\n1\n".encode("utf-32-le"), "`encoding: utf-32`"),
         ("user,course\n1,C\n".encode("utf-16-le"), "NUL bytes: UTF-16 text without a byte-order"),
         (gzip.compress(b"user,course\n1,C\n"), "gzip-compressed data: name it *.csv.gz"),
         (b"PAR1\x15\x04\x15", "is a Parquet file: name it *.parquet or set `format: parquet`"),
@@ -219,6 +217,29 @@ def test_files_that_are_not_csv_text_say_what_they_are(
         with pytest.raises(SourceError) as caught:
             read(path, encoding=encoding)
         assert str(path) in str(caught.value) and fragment in str(caught.value)
+
+
+_MARKED = [
+    (b"\xff\xfe" + "user,course\n1,C\n".encode("utf-16-le"), "UTF-16 byte-order mark"),
+    (b"\xfe\xff" + "user,course\n1,C\n".encode("utf-16-be"), "`encoding: utf-16`"),
+    (codecs.BOM_UTF32_LE + "user,course\n1,C\n".encode("utf-32-le"), "`encoding: utf-32`"),
+]
+
+
+@pytest.mark.parametrize(("data", "fragment"), _MARKED)
+def test_a_utf16_or_utf32_byte_order_mark_is_read_as_it_says_under_utf8(
+    tmp_path: Path, data: bytes, fragment: str
+) -> None:
+    """Under the default ``encoding: utf-8`` the mark decides (it is never UTF-8 text): Excel's
+    "Unicode text" reads as it is. An 8-bit encoding named in the mapping is refused with the
+    setting to change, not read as garbage."""
+    path = _write(tmp_path / "export.csv", data)
+    assert read_header(path) == ["user", "course"]
+    assert _read_all(path)[0] == [{"user": "1", "course": "C"}]
+    gzipped = _write(tmp_path / "export.csv.gz", gzip.compress(data))
+    assert _read_all(gzipped)[0] == [{"user": "1", "course": "C"}]
+    with pytest.raises(SourceError, match=re.escape(fragment)):
+        read_header(path, encoding="cp1252")
 
 
 def test_nul_bytes_past_the_header_line_stay_in_their_field(tmp_path: Path) -> None:
