@@ -84,6 +84,8 @@ def _read_in_two(db: StateDB, second: StateDB, target_id: int) -> tuple[Columns,
 def _read_upper(db: StateDB, target_id: int, counted: Future[int], given: Future[Columns]) -> None:
     """Count the upper ranges' keys, then fill the arrays the caller allocated for them."""
     try:
+        if db.dialect == "sqlite":  # one pass over the keys: a page cache would only fill up
+            db.execute("PRAGMA cache_size = -1024")
         with db.read():
             counted.set_result(_count(db, target_id, _UPPER))
             _fill(db, target_id, _UPPER, given.result())
