@@ -109,6 +109,9 @@ class RunReport:
     def crashed(self, exc: BaseException, redact: Callable[[str], str] | None = None) -> None:
         """An unexpected error ends the run: name it in one line, save its traceback (owner-only)
         in the run folder, and leave the rows read without an outcome ``pending``."""
+        if self.error is not None:  # a second error while closing up: the first one says why
+            self.settle_rest()
+            return
         clean = redact or (lambda text: text)
         line = " ".join(clean(f"{type(exc).__name__}: {exc}").split()).rstrip(":")
         self.error = line[:ERROR_CHARS] + ("…" if len(line) > ERROR_CHARS else "")

@@ -96,10 +96,21 @@ async def deliver_run(
             stats.status_429,
             stats.retries,
         )
-        deadletter.close()
-        ledger.end()
-        report.finish(deadletter.paths())
+        _close(report, deadletter, ledger, redact)
     return report
+
+
+def _close(
+    report: RunReport, deadletter: DeadLetterWriter, ledger: Ledger, redact: Redact | None
+) -> None:
+    """Close the dead-letter files and end the ledger's run, then write report.json: closing
+    fails too on a full disk, a crash (exit 3) like any other, the first error named."""
+    with record_errors(report, redact):
+        try:
+            deadletter.close()
+        finally:
+            ledger.end()
+    report.finish(deadletter.paths())
 
 
 async def _send_all(

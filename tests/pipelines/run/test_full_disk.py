@@ -43,10 +43,12 @@ main()
 """
 
 
-def _limited_run(limit: int, env: dict[str, str], *args: str | Path) -> dict[str, Any]:
+def _limited_run(
+    limit: int, env: dict[str, str], *args: str | Path, error: str = "File too large"
+) -> dict[str, Any]:
     """``lms-sync run ARGS --quiet`` in a child that may write files of at most ``limit`` bytes;
-    it must crash (exit 3) on a write past the limit. Its report.json (``--out``), checked to
-    add up."""
+    it must crash (exit 3) on a write past the limit, with ``error``. Its report.json
+    (``--out``), checked to add up."""
     done = subprocess.run(
         [sys.executable, "-c", _CHILD.format(limit=limit), "run", *map(str, args), "--quiet"],
         env=env,
@@ -57,7 +59,7 @@ def _limited_run(limit: int, env: dict[str, str], *args: str | Path) -> dict[str
     assert done.returncode == 3, done.stdout + done.stderr
     report = read_report(Path(args[args.index("--out") + 1]))
     assert report["status"] == "crashed"
-    assert "File too large" in report["aborted"]
+    assert error in report["aborted"]
     assert_balanced(report)
     return report
 
@@ -136,3 +138,21 @@ def test_a_delivering_run_counts_the_rows_in_deadletter_parquet_when_the_csv_fai
     settled_log(sandbox)  # every request the run sent has landed
     assert outcomes["delivered"] == sum(stored(sandbox).values())
     assert report["rows_read"] == 2_300
+
+
+def test_a_full_disk_under_the_ledger_ends_the_delivering_run_as_crashed(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    """Every request is refused (403: an account the key cannot reach), so every valid row fails;
+    the ledger's SQLite file fills up (its writes, then the claims released at the end, fail):
+    the run is crashed with the store's error and exit 3, its report.json written and adding up,
+    not a traceback without a report."""
+    sandbox = make_sandbox(rate_limit=FAST)
+    export, mapping = write_export(tmp_path / "in", 3_000)
+    out = tmp_path / "run"
+    env = {**child_env(sandbox), "STACKONE_ACCOUNT_ID": "acct-nobody-knows"}
+    args = (export, "-m", mapping, "--out", out, "--ledger", tmp_path / "l.db")
+    report = _limited_run(100_000, env, *args, "--rate-limit", "2000/1s", error="disk I/O error")
+    assert report["outcomes"]["delivered"] == 0 == sum(stored(sandbox).values())
+    assert report["rows_read"] > 0 and report["outcomes"]["pending"] > 0
+    assert _dead_lettered(out) == report["outcomes"]["invalid"] + report["outcomes"]["failed"]
