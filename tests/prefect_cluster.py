@@ -195,11 +195,18 @@ def child_runs(client: Any, parent: UUID) -> list[Any]:
     )
 
 
-def worker_of(client: Any, run: Any) -> str:
-    """The worker that submitted a flow run, from the run's own log in the Prefect API."""
+def worker_of(client: Any, run: Any, worker_logs: dict[str, Path] | None = None) -> str:
+    """The worker that submitted a flow run, from the run's own log in the Prefect API.
+
+    Two workers may race for one run: both log "submitting", the server lets one through and
+    the other aborts, which only that worker's own output (``worker_logs``, by name) tells.
+    """
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
-    said = [log.message for log in logs if "submitting flow run" in log.message]
+    said = [log.message.split("'")[1] for log in logs if "submitting flow run" in log.message]
+    if len(said) > 1 and worker_logs is not None:
+        aborted = f"Aborted submission of flow run '{run.id}'"
+        said = [name for name in said if aborted not in worker_logs[name].read_text()]
     assert len(said) == 1, [log.message for log in logs]
-    return said[0].split("'")[1]
+    return said[0]

@@ -119,7 +119,8 @@ def test_a_deployed_parallel_backfill_spreads_its_files_over_two_workers(
             assert final.state.message == "rows were dead-lettered (see the run summaries)", (
                 f"{stories}\n{log_b.read_text()}"
             )
-            workers = {worker_of(client, run) for run in children}
+            by_name = {"worker-a": log_a, "worker-b": log_b}
+            workers = {worker_of(client, run, by_name) for run in children}
             artifacts = _artifacts(client, [parent.id, *(run.id for run in children)])
     assert final.state.is_failed()  # the sample's bad rows: a backfill without a threshold fails
     assert len(children) == len(files), stories
