@@ -39,8 +39,8 @@ class CsvLayout:
 
 def csv_layout(path: Path, delimiter: str, encoding: str) -> CsvLayout:
     """Decode the first bytes, resolve the delimiter and check the header (BOM dropped)."""
-    python_encoding, arrow_encoding = codecs_for(path, encoding)
     sample, whole = _read_sample(path)
+    python_encoding, arrow_encoding = codecs_for(path, encoding, sample)
     if not sample:
         raise SourceError(path, "file is empty")
     refuse_non_text(path, sample, python_encoding)

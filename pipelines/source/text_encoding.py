@@ -6,7 +6,6 @@ import codecs
 from pathlib import Path
 
 from pipelines.core.errors import SourceError
-from pipelines.source.binary_files import STREAM_BREAKS, open_binary
 
 __all__ = ["BYTE_ORDER_MARKS", "codecs_for", "decode_message"]
 
@@ -18,14 +17,16 @@ BYTE_ORDER_MARKS = (  # UTF-32 LE first: it begins with the UTF-16 LE mark
 )
 
 
-def codecs_for(path: Path, encoding: str) -> tuple[str, str | None]:
-    """The codec for Python's csv path and for pyarrow (None: not ASCII-compatible, Python only)."""
+def codecs_for(path: Path, encoding: str, head: bytes) -> tuple[str, str | None]:
+    """The codec for Python's csv path and for pyarrow (None: not ASCII-compatible, Python only);
+    ``head``: the file's first bytes, whose UTF-16/32 byte-order mark decides under utf-8."""
     try:
         name = codecs.lookup(encoding).name
     except LookupError as exc:
         raise SourceError(path, f"unknown encoding {encoding!r}") from exc
     if name in ("utf-8", "utf-8-sig"):
-        marked = _marked_encoding(path)  # a UTF-16/32 mark is never UTF-8 text: the file says
+        # a UTF-16/32 mark is never UTF-8 text: the file says what it is (Excel's "Unicode text")
+        marked = next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)
         return (marked, None) if marked else ("utf-8-sig", "utf8")
     probe = '\r\n",;\t|ab'
     try:
@@ -33,17 +34,6 @@ def codecs_for(path: Path, encoding: str) -> tuple[str, str | None]:
     except (UnicodeError, LookupError):
         ascii_compatible = False
     return name, (name if ascii_compatible else None)
-
-
-def _marked_encoding(path: Path) -> str | None:
-    """The UTF-16/32 codec a byte-order mark at the start of the file names (Excel's "Unicode
-    text"), else None; a stream that breaks this early is left to the reader to report."""
-    try:
-        with open_binary(path) as stream:
-            head = stream.read(4)
-    except STREAM_BREAKS:
-        return None
-    return next((name for mark, name in BYTE_ORDER_MARKS if head.startswith(mark)), None)
 
 
 def decode_message(encoding: str, exc: UnicodeDecodeError, line: int | None) -> str:
